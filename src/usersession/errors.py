@@ -1,0 +1,85 @@
+"""What can go wrong, as typed exceptions that carry a machine-readable code.
+
+Every exception this package raises is a `SessionError` with an `ErrorCode`.
+Messages name a session only by its handle (`UserSessionManager.hash`), never
+by its id: exceptions end up in logs and error trackers, and an id there is a
+credential anyone reading the log could use.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable reason of a `SessionError`.
+
+    The first eight are the seed's (TypeScript) codes, kept verbatim so that
+    dashboards and clients written against it keep working.
+    """
+
+    USER_SESSION_NOT_FOUND = "USER_SESSION_NOT_FOUND"
+    USER_SESSION_EXPIRED = "USER_SESSION_EXPIRED"
+    FORBIDDEN_ACCESS_TO_USER_SESSION_FROM_DIFFERENT_DEVICE = (
+        "FORBIDDEN_ACCESS_TO_USER_SESSION_FROM_DIFFERENT_DEVICE"
+    )
+    INVALID_SESSION_ID_LENGTH = "INVALID_SESSION_ID_LENGTH"
+    INVALID_IDLE_TIMEOUT = "INVALID_IDLE_TIMEOUT"
+    INVALID_RENEW_TIMEOUT = "INVALID_RENEW_TIMEOUT"
+    INVALID_OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL = (
+        "INVALID_OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL"
+    )
+    OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL_REQUIRED = (
+        "OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL_REQUIRED"
+    )
+    # Ours.
+    INVALID_TTL = "INVALID_TTL"
+    INVALID_SUBJECT = "INVALID_SUBJECT"
+    INVALID_SESSION_ID = "INVALID_SESSION_ID"
+    INVALID_HANDLE = "INVALID_HANDLE"
+    INVALID_CONTEXT = "INVALID_CONTEXT"
+    INVALID_CLOCK = "INVALID_CLOCK"
+    INVALID_OPTION = "INVALID_OPTION"
+    STORAGE_FAILURE = "STORAGE_FAILURE"
+
+
+class SessionError(Exception):
+    """Base of every error this package raises; `.code` says which one."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code.value}, {str(self)!r})"
+
+
+class SessionNotFoundError(SessionError):
+    """The session does not exist for this subject: never created, deleted,
+    expired, or stored under another subject (which, to the caller, is the
+    same thing). Code `USER_SESSION_NOT_FOUND`."""
+
+
+class SessionExpiredError(SessionError):
+    """The session sat unused for the idle timeout; it has now been deleted.
+    Code `USER_SESSION_EXPIRED`."""
+
+
+class SessionDeviceMismatchError(SessionError):
+    """The session was read from a device other than the one that created it.
+    Code `FORBIDDEN_ACCESS_TO_USER_SESSION_FROM_DIFFERENT_DEVICE`."""
+
+
+class SessionStorageError(SessionError):
+    """The storage failed (a server down, an id collision, ...). The operation
+    either happened whole or not at all. Code `STORAGE_FAILURE`."""
+
+
+class InvalidOptionsError(SessionError, ValueError):
+    """An option or an argument has a value that cannot be used. Also a
+    `ValueError`, so code that catches the standard exception keeps working."""
+
+
+class InvalidTypeError(InvalidOptionsError, TypeError):
+    """An option or an argument has the wrong type. Both a `ValueError` (as an
+    `InvalidOptionsError`) and a `TypeError`."""

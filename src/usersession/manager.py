@@ -1,0 +1,367 @@
+"""The session manager: the policy applied to a storage.
+
+`_ManagerCore` holds everything that is not I/O: options, ids, argument
+checks, the judgement of a read, the renewal bookkeeping, the errors. The
+public `UserSessionManager` (and the async twin in `async_manager`) only
+sequence the storage calls around it, so no rule is written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .clock import Clock, system_clock
+from .errors import (
+    ErrorCode,
+    InvalidOptionsError,
+    InvalidTypeError,
+    SessionDeviceMismatchError,
+    SessionExpiredError,
+    SessionNotFoundError,
+    SessionStorageError,
+)
+from .ids import IdGenerator, session_handle
+from .options import (
+    Timeouts,
+    check_context,
+    check_handle,
+    check_session_id,
+    check_subject,
+    check_ttl,
+    validate_options,
+)
+from .policy import Verdict, grace_end, is_active, new_metadata, read_verdict, renewed_metadata
+from .session import SessionContext, SessionMetadata
+from .storage.protocol import DeleteReason, SessionStorage
+
+_log = logging.getLogger("usersession")
+
+ReadHook = Callable[[str, str, SessionContext, SessionMetadata], None]
+"""`read_hook(subject, session_id, context, metadata)`: raise to refuse a read."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenewHooks:
+    """The seed's renewal callbacks; each receives the old session id.
+
+    - `on_already_renewed_here`: a read found the session already renewed by
+      this manager (another request of this process won, or the client is
+      still using the old id inside its grace);
+    - `on_already_renewed_elsewhere`: the same, renewed by another manager
+      sharing the storage (another process or machine);
+    - `on_old_session_delete_failure`: the storage failed while superseding the
+      old session; also receives the exception, which is then raised. (Our
+      storages end the grace themselves, so this is the only failure left.)
+    """
+
+    on_already_renewed_here: Callable[[str], None] | None = None
+    on_already_renewed_elsewhere: Callable[[str], None] | None = None
+    on_old_session_delete_failure: Callable[[str, Exception], None] | None = None
+
+
+def check_same_device(
+    subject: str, session_id: str, context: SessionContext, metadata: SessionMetadata
+) -> None:
+    """The default read hook: when both the caller and the session name a
+    device, name and type must match (`SessionDeviceMismatchError`)."""
+    device = context.device
+    stored = metadata._device
+    if device is not None and stored is not None and device != stored:
+        raise SessionDeviceMismatchError(
+            ErrorCode.FORBIDDEN_ACCESS_TO_USER_SESSION_FROM_DIFFERENT_DEVICE,
+            f"Session '{session_handle(session_id)}' of subject '{subject}' was created "
+            f"from another device.",
+        )
+
+
+class _ManagerCore:
+    """State and decisions shared by the sync and the async manager."""
+
+    def __init__(
+        self,
+        storage: object,
+        *,
+        session_ttl: int,
+        id_bytes: int = 24,
+        timeouts: Timeouts | None = None,
+        read_hook: ReadHook | None = None,
+        renew_hooks: RenewHooks | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        options = validate_options(session_ttl, id_bytes, timeouts)
+        self._session_ttl = options.session_ttl
+        self._idle = options.idle
+        self._renewal = options.renewal
+        self._renewal_grace = options.renewal_grace
+        self._read_hook = check_same_device if read_hook is None else read_hook
+        self._renew_hooks = RenewHooks() if renew_hooks is None else renew_hooks
+        if not isinstance(self._renew_hooks, RenewHooks):
+            raise InvalidTypeError(ErrorCode.INVALID_OPTION, "renew_hooks must be a RenewHooks.")
+        if clock is None:
+            clock = getattr(storage, "clock", None) or system_clock
+        if not callable(clock):
+            raise InvalidTypeError(ErrorCode.INVALID_CLOCK, "clock must be callable.")
+        self._clock: Clock = clock
+        self._ids = IdGenerator(options.id_bytes)
+        # Marks the renewals this manager made, to tell "here" from "elsewhere".
+        self._token = secrets.token_hex(8)
+
+    hash = staticmethod(session_handle)
+    """`hash(session_id)`: the session's handle, safe to log and to show."""
+
+    @property
+    def timeouts(self) -> Timeouts:
+        """The timeouts in force."""
+        return Timeouts(self._idle, self._renewal, self._renewal_grace)
+
+    @property
+    def session_ttl(self) -> int:
+        """The default lifetime of a new session, in seconds."""
+        return self._session_ttl
+
+    # -- create ----------------------------------------------------------------
+
+    def _new_session(
+        self, subject: str, context: SessionContext, ttl: int | None
+    ) -> tuple[str, SessionMetadata]:
+        check_subject(subject)
+        check_context(context)
+        ttl = self._session_ttl if ttl is None else check_ttl(ttl)
+        metadata = new_metadata(subject, context, self._clock(), ttl, self._idle)
+        return self._ids.new_id(), metadata
+
+    # -- read ------------------------------------------------------------------
+
+    @staticmethod
+    def _check_read(subject: object, session_id: object, context: object) -> None:
+        # The cheap test covers every good call; the checks name the bad one.
+        if (
+            type(subject) is not str
+            or not subject
+            or type(session_id) is not str
+            or type(context) is not SessionContext
+        ):
+            check_subject(subject)
+            check_session_id(session_id)
+            check_context(context)
+
+    def _judge(
+        self,
+        subject: str,
+        session_id: str,
+        context: SessionContext,
+        metadata: SessionMetadata,
+        now: int,
+    ) -> Verdict:
+        """Steps 1-3 of a read of a stored session: gone, the read hook, the
+        grace. Raises or returns what the shell must do next (GRACE, IDLE,
+        RENEW or TOUCH)."""
+        verdict = read_verdict(metadata, now, self._renewal)
+        if verdict is Verdict.GONE:
+            raise self._not_found(session_id)
+        self._read_hook(subject, session_id, context, metadata)
+        if verdict is Verdict.GRACE:
+            self._already_renewed(session_id, metadata._renewed_by)
+        return verdict
+
+    def _expired(self, session_id: str) -> SessionExpiredError:
+        handle = session_handle(session_id)
+        _log.debug("usersession: session '%s' expired for being idle", handle)
+        return SessionExpiredError(
+            ErrorCode.USER_SESSION_EXPIRED, f"Session '{handle}' expired for being idle."
+        )
+
+    @staticmethod
+    def _not_found(session_id: str) -> SessionNotFoundError:
+        return SessionNotFoundError(
+            ErrorCode.USER_SESSION_NOT_FOUND,
+            f"Session '{session_handle(session_id)}' doesn't exist.",
+        )
+
+    # -- renew -----------------------------------------------------------------
+
+    def _successor(
+        self, metadata: SessionMetadata, context: SessionContext, now: int
+    ) -> tuple[str, SessionMetadata, int]:
+        """The new id, the new metadata and the old session's grace end."""
+        if self._renewal_grace is None:
+            raise InvalidOptionsError(
+                ErrorCode.OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL_REQUIRED,
+                "Renewing needs Timeouts.renewal and renewal_grace.",
+            )
+        grace_ends_at = grace_end(now, self._renewal_grace)
+        return self._ids.new_id(), renewed_metadata(metadata, context, now), grace_ends_at
+
+    def _renewal_outcome(self, session_id: str, renewed_by: str | None, new_id: str) -> str | None:
+        """The new id if this call won the renewal; else tell the hooks, None."""
+        if renewed_by == self._token:
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug(
+                    "usersession: session '%s' renewed as '%s'",
+                    session_handle(session_id),
+                    session_handle(new_id),
+                )
+            return new_id
+        if renewed_by is not None:
+            self._already_renewed(session_id, renewed_by)
+        return None
+
+    def _already_renewed(self, session_id: str, renewed_by: str | None) -> None:
+        hooks = self._renew_hooks
+        hook = (
+            hooks.on_already_renewed_here
+            if renewed_by == self._token
+            else hooks.on_already_renewed_elsewhere
+        )
+        if hook is not None:
+            hook(session_id)
+
+    def _renewal_failed(self, session_id: str, error: SessionStorageError) -> None:
+        hook = self._renew_hooks.on_old_session_delete_failure
+        if hook is not None:
+            hook(session_id, error)
+
+    # -- read_all --------------------------------------------------------------
+
+    @staticmethod
+    def _active(
+        listed: list[tuple[str, SessionMetadata]], now: int
+    ) -> Mapping[str, SessionMetadata]:
+        return {handle: metadata for handle, metadata in listed if is_active(metadata, now)}
+
+
+class UserSessionManager(_ManagerCore):
+    """Creates, reads, renews and deletes the sessions of subjects (user ids).
+
+    >>> from usersession import InMemorySessionStorage, SessionContext
+    >>> manager = UserSessionManager(InMemorySessionStorage(), session_ttl=3600)
+    >>> session_id = manager.create("uid1", SessionContext(ip="127.0.0.1"))
+    >>> metadata, renewed_id = manager.read("uid1", session_id, SessionContext(ip="127.0.0.1"))
+
+    Options are checked here (`InvalidOptionsError`): `session_ttl > 0`,
+    `0 < idle, renewal, renewal_grace < session_ttl`, `renewal_grace` required
+    with `renewal`, `id_bytes >= 16`. The clock defaults to the storage's.
+    Every method costs O(1) storage operations except `read_all`,
+    `delete_all` and `revoke` (O(sessions of the subject)).
+    """
+
+    def __init__(
+        self,
+        storage: SessionStorage,
+        *,
+        session_ttl: int,
+        id_bytes: int = 24,
+        timeouts: Timeouts | None = None,
+        read_hook: ReadHook | None = None,
+        renew_hooks: RenewHooks | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            storage,
+            session_ttl=session_ttl,
+            id_bytes=id_bytes,
+            timeouts=timeouts,
+            read_hook=read_hook,
+            renew_hooks=renew_hooks,
+            clock=clock,
+        )
+        self._storage = storage
+
+    @property
+    def storage(self) -> SessionStorage:
+        """The storage this manager works on."""
+        return self._storage
+
+    def create(self, subject: str, context: SessionContext, ttl: int | None = None) -> str:
+        """Start a session for `subject`; return its new id.
+
+        `ttl` (seconds, > 0) overrides `session_ttl` for this session and may
+        exceed it. Bad arguments raise `InvalidOptionsError` and store nothing.
+        """
+        session_id, metadata = self._new_session(subject, context, ttl)
+        self._storage.insert(subject, session_id, metadata)
+        return session_id
+
+    def read(
+        self, subject: str, session_id: str, context: SessionContext
+    ) -> tuple[SessionMetadata, str | None]:
+        """Read a session on behalf of `context`: `(metadata, renewed_id)`.
+
+        `renewed_id` is the new session id when this read renewed the session
+        (send it to the client: the old id works only for the grace period),
+        else None. Raises `SessionNotFoundError` (unknown, deleted, expired or
+        another subject's), `SessionDeviceMismatchError` (default read hook)
+        or `SessionExpiredError` (idle; the session is deleted).
+        """
+        self._check_read(subject, session_id, context)
+        now = self._clock()
+        storage = self._storage
+        metadata = storage.read(subject, session_id, now)
+        if metadata is None:
+            raise self._not_found(session_id)
+        verdict = self._judge(subject, session_id, context, metadata, now)
+        if verdict is Verdict.TOUCH:
+            storage.touch(subject, session_id, metadata, now)
+            return metadata, None
+        if verdict is Verdict.GRACE:
+            return metadata, None
+        if verdict is Verdict.IDLE:
+            storage.delete(subject, session_id, DeleteReason.IDLE)
+            raise self._expired(session_id)
+        return metadata, self._renew(subject, session_id, metadata, context, now)
+
+    def renew(
+        self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
+    ) -> str | None:
+        """Replace a session by a new one now; return the new id, or None if
+        the session was renewed already (by anyone) or is gone. The old
+        session stays readable for `renewal_grace` seconds."""
+        self._check_read(subject, session_id, context)
+        return self._renew(subject, session_id, metadata, context, self._clock())
+
+    def _renew(
+        self,
+        subject: str,
+        session_id: str,
+        metadata: SessionMetadata,
+        context: SessionContext,
+        now: int,
+    ) -> str | None:
+        new_id, new_metadata, grace_ends_at = self._successor(metadata, context, now)
+        try:
+            renewed_by = self._storage.renew(
+                subject, session_id, grace_ends_at, self._token, new_id, new_metadata
+            )
+        except SessionStorageError as error:
+            self._renewal_failed(session_id, error)
+            raise
+        return self._renewal_outcome(session_id, renewed_by, new_id)
+
+    def read_all(self, subject: str) -> Mapping[str, SessionMetadata]:
+        """The subject's active sessions, keyed by handle (not by id: a
+        devices page must never hold another device's credential)."""
+        check_subject(subject)
+        now = self._clock()
+        return self._active(self._storage.read_all(subject, now), now)
+
+    def delete(self, subject: str, session_id: str) -> None:
+        """End one session. Unknown, foreign or already deleted ids: no-op."""
+        check_subject(subject)
+        check_session_id(session_id)
+        self._storage.delete(subject, session_id)
+
+    def revoke(self, subject: str, handle: str) -> bool:
+        """End the session of `subject` that `handle` names ("log out that
+        device"); return whether one was removed."""
+        check_subject(subject)
+        check_handle(handle)
+        return self._storage.delete_by_handle(subject, handle)
+
+    def delete_all(self, subject: str) -> int:
+        """End every session of `subject`, superseded ones included; return
+        how many were removed."""
+        check_subject(subject)
+        return self._storage.delete_all(subject)

@@ -1,0 +1,149 @@
+"""Options and arguments: what is accepted, and the error for what is not.
+
+Checks run once, at the edge (manager construction, the start of each public
+call), so the policy and the storages can trust what they are given. Each
+check is O(1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
+from .session import SessionContext
+
+MIN_ID_BYTES = 16
+"""Fewer random bytes than this (128 bits) make ids guessable at scale: refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """The optional timeouts of a manager, in seconds.
+
+    - `idle`: a session unread for this long is over (deleted on the next read
+      or sweep).
+    - `renewal`: a session this old is replaced by a new one on its next read.
+    - `renewal_grace`: how long the replaced session stays readable, so that
+      requests already in flight with the old id still succeed. Required when
+      `renewal` is set; ignored otherwise (as in the seed).
+    """
+
+    idle: int | None = None
+    renewal: int | None = None
+    renewal_grace: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerOptions:
+    """A manager's options after validation: what the manager shells hold."""
+
+    session_ttl: int
+    id_bytes: int
+    idle: int | None
+    renewal: int | None
+    renewal_grace: int | None
+
+
+def validate_options(session_ttl: object, id_bytes: object, timeouts: object) -> ManagerOptions:
+    """Check a manager's options against DESIGN.md; return them typed, or raise
+    `InvalidOptionsError` naming the first one that is wrong."""
+    ttl = _positive_int(session_ttl, "session_ttl", ErrorCode.INVALID_TTL)
+    size = _int(id_bytes, "id_bytes", ErrorCode.INVALID_SESSION_ID_LENGTH)
+    if size < MIN_ID_BYTES:
+        raise InvalidOptionsError(
+            ErrorCode.INVALID_SESSION_ID_LENGTH,
+            f"id_bytes must be at least {MIN_ID_BYTES} (128 bits), got {size}.",
+        )
+    if timeouts is None:
+        timeouts = Timeouts()
+    if not isinstance(timeouts, Timeouts):
+        raise InvalidTypeError(
+            ErrorCode.INVALID_OPTION,
+            f"timeouts must be a Timeouts or None, not {type(timeouts).__name__}.",
+        )
+    idle = _below_ttl(timeouts.idle, ttl, "idle", ErrorCode.INVALID_IDLE_TIMEOUT)
+    renewal = _below_ttl(timeouts.renewal, ttl, "renewal", ErrorCode.INVALID_RENEW_TIMEOUT)
+    grace = None
+    if renewal is not None:
+        if timeouts.renewal_grace is None:
+            raise InvalidOptionsError(
+                ErrorCode.OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL_REQUIRED,
+                "renewal_grace is required when renewal is set.",
+            )
+        grace = _below_ttl(
+            timeouts.renewal_grace,
+            ttl,
+            "renewal_grace",
+            ErrorCode.INVALID_OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL,
+        )
+    return ManagerOptions(ttl, size, idle, renewal, grace)
+
+
+def check_subject(subject: object) -> str:
+    """A subject is any non-empty str: colons, spaces and unicode are fine."""
+    if type(subject) is not str:
+        raise InvalidTypeError(
+            ErrorCode.INVALID_SUBJECT, f"subject must be a str, not {type(subject).__name__}."
+        )
+    if not subject:
+        raise InvalidOptionsError(ErrorCode.INVALID_SUBJECT, "subject must not be empty.")
+    return subject
+
+
+def check_session_id(session_id: object) -> str:
+    """A session id must be a str; any str is accepted (unknown ones are not found)."""
+    if type(session_id) is not str:
+        raise InvalidTypeError(
+            ErrorCode.INVALID_SESSION_ID,
+            f"session id must be a str, not {type(session_id).__name__}.",
+        )
+    return session_id
+
+
+def check_handle(handle: object) -> str:
+    """A handle must be a str; any str is accepted (unknown ones name nothing)."""
+    if type(handle) is not str:
+        raise InvalidTypeError(
+            ErrorCode.INVALID_HANDLE, f"handle must be a str, not {type(handle).__name__}."
+        )
+    return handle
+
+
+def check_context(context: object) -> SessionContext:
+    """The caller's context must be a `SessionContext`."""
+    if not isinstance(context, SessionContext):
+        raise InvalidTypeError(
+            ErrorCode.INVALID_CONTEXT,
+            f"context must be a SessionContext, not {type(context).__name__}.",
+        )
+    return context
+
+
+def check_ttl(ttl: object) -> int:
+    """A per-session TTL: an int of seconds, > 0 (it may exceed `session_ttl`)."""
+    return _positive_int(ttl, "ttl", ErrorCode.INVALID_TTL)
+
+
+def _int(value: object, name: str, code: ErrorCode) -> int:
+    # bool is an int subclass; True seconds is a bug, not a TTL.
+    if type(value) is not int:
+        raise InvalidTypeError(code, f"{name} must be an int, not {type(value).__name__}.")
+    return value
+
+
+def _positive_int(value: object, name: str, code: ErrorCode) -> int:
+    number = _int(value, name, code)
+    if number <= 0:
+        raise InvalidOptionsError(code, f"{name} must be > 0 seconds, got {number}.")
+    return number
+
+
+def _below_ttl(value: object, ttl: int, name: str, code: ErrorCode) -> int | None:
+    if value is None:
+        return None
+    number = _positive_int(value, name, code)
+    if number >= ttl:
+        raise InvalidOptionsError(
+            code, f"{name} must be less than session_ttl ({ttl} s), got {number}."
+        )
+    return number

@@ -1,0 +1,127 @@
+"""What a manager needs from a storage, and what a storage tells its listeners.
+
+A storage keeps sessions by (subject, session id) and carries out the
+manager's decisions; it decides nothing about idle or renewal itself (the
+policy module does). Each method is one atomic step, so a storage shared by
+threads, processes or machines never shows a half-done operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Protocol
+
+from ..session import SessionMetadata
+
+
+class DeleteReason(Enum):
+    """Why a session left the storage; each removal emits exactly one."""
+
+    DELETED = "deleted"
+    """`delete`, `delete_all` or `revoke`."""
+    EXPIRED = "expired"
+    """Its absolute `expires_at` passed."""
+    IDLE = "idle"
+    """Unread for the idle timeout (found by a read or by a sweep)."""
+    RENEWED = "renewed"
+    """A renewal superseded it and its grace is over."""
+    EVICTED = "evicted"
+    """A capacity limit made room for a newer session."""
+
+
+Listener = Callable[[str, str, SessionMetadata, DeleteReason], None]
+"""Called as `listener(subject, session_id, metadata, reason)` once per removal."""
+
+
+class SessionStorage(Protocol):
+    """The synchronous storage contract (`InMemorySessionStorage`, `RedisSessionStorage`).
+
+    Times are Unix seconds from the manager's clock; a storage must not judge
+    a session by a clock of its own, so that one `ManualClock` drives both.
+    """
+
+    def insert(self, subject: str, session_id: str, metadata: SessionMetadata) -> None:
+        """Store a new session. The storage takes ownership of `metadata`.
+        An id that is already stored is refused with `SessionStorageError`."""
+
+    def read(self, subject: str, session_id: str, now: int) -> SessionMetadata | None:
+        """The session stored under `subject` and `session_id`, or None.
+
+        It may return a session whose time is up: the manager judges that
+        (`policy.read_verdict`). It never returns one of another subject."""
+
+    def touch(self, subject: str, session_id: str, metadata: SessionMetadata, now: int) -> None:
+        """Record a read at `now` (`accessed_at`) on `metadata`, which `read`
+        returned, and in the storage. A session deleted or superseded since
+        `read` must not come back or be extended."""
+
+    def renew(
+        self,
+        subject: str,
+        session_id: str,
+        grace_ends_at: int,
+        renewed_by: str,
+        new_session_id: str,
+        new_metadata: SessionMetadata,
+    ) -> str | None:
+        """Atomically supersede a session and insert its successor.
+
+        If the session is stored and not yet superseded: mark it superseded
+        until `grace_ends_at` (never past its `expires_at`) by `renewed_by`,
+        insert `new_metadata` under `new_session_id`, and return `renewed_by`.
+        If it was superseded already, change nothing and return the
+        `renewed_by` on record, so that exactly one caller ever wins. If it is
+        gone, return None."""
+
+    def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
+        """Every stored session of `subject` as (handle, metadata) pairs,
+        filtering nothing but what is past `expires_at`."""
+
+    def delete(
+        self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED
+    ) -> bool:
+        """Remove one session; False if it was not stored (a no-op)."""
+
+    def delete_by_handle(self, subject: str, handle: str) -> bool:
+        """Remove the session of `subject` whose handle is `handle`."""
+
+    def delete_all(self, subject: str) -> int:
+        """Remove every session of `subject`, superseded ones included; return
+        how many were removed."""
+
+
+class AsyncSessionStorage(Protocol):
+    """`SessionStorage` with every method awaited (`AsyncRedisSessionStorage`)."""
+
+    def insert(
+        self, subject: str, session_id: str, metadata: SessionMetadata
+    ) -> Awaitable[None]: ...
+
+    def read(
+        self, subject: str, session_id: str, now: int
+    ) -> Awaitable[SessionMetadata | None]: ...
+
+    def touch(
+        self, subject: str, session_id: str, metadata: SessionMetadata, now: int
+    ) -> Awaitable[None]: ...
+
+    def renew(
+        self,
+        subject: str,
+        session_id: str,
+        grace_ends_at: int,
+        renewed_by: str,
+        new_session_id: str,
+        new_metadata: SessionMetadata,
+    ) -> Awaitable[str | None]: ...
+
+    def read_all(self, subject: str, now: int) -> Awaitable[list[tuple[str, SessionMetadata]]]: ...
+
+    def delete(
+        self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED
+    ) -> Awaitable[bool]: ...
+
+    def delete_by_handle(self, subject: str, handle: str) -> Awaitable[bool]: ...
+
+    def delete_all(self, subject: str) -> Awaitable[int]: ...
