@@ -6,6 +6,9 @@ grace period for the old id, and device binding. The default storage lives in
 process memory; see README.md for the Redis path.
 """
 
+from typing import TYPE_CHECKING
+
+from .async_manager import AsyncUserSessionManager
 from .clock import Clock, ManualClock, system_clock
 from .errors import (
     ErrorCode,
@@ -14,20 +17,31 @@ from .errors import (
     SessionDeviceMismatchError,
     SessionError,
     SessionExpiredError,
+    SessionLimitError,
     SessionNotFoundError,
     SessionStorageError,
+    SnapshotError,
 )
 from .garbage_collector import BucketGarbageCollector
 from .manager import ReadHook, RenewHooks, UserSessionManager, check_same_device
 from .options import Timeouts
 from .session import Device, SessionContext, SessionMetadata
+from .storage.limits import LimitPolicy
 from .storage.memory import InMemorySessionStorage
 from .storage.protocol import AsyncSessionStorage, DeleteReason, Listener, SessionStorage
+from .storage.stats import StorageStats
+from .sweeper import Autosaver, Sweeper, start_sweeping, sweep_periodically
+
+if TYPE_CHECKING:  # the `redis` extra; imported on first use (see __getattr__)
+    from .storage.redis import AsyncRedisSessionStorage as AsyncRedisSessionStorage
+    from .storage.redis import RedisSessionStorage as RedisSessionStorage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncSessionStorage",
+    "AsyncUserSessionManager",
+    "Autosaver",
     "BucketGarbageCollector",
     "Clock",
     "DeleteReason",
@@ -36,6 +50,7 @@ __all__ = [
     "InMemorySessionStorage",
     "InvalidOptionsError",
     "InvalidTypeError",
+    "LimitPolicy",
     "Listener",
     "ManualClock",
     "ReadHook",
@@ -44,13 +59,32 @@ __all__ = [
     "SessionDeviceMismatchError",
     "SessionError",
     "SessionExpiredError",
+    "SessionLimitError",
     "SessionMetadata",
     "SessionNotFoundError",
     "SessionStorage",
     "SessionStorageError",
+    "SnapshotError",
+    "StorageStats",
+    "Sweeper",
     "Timeouts",
     "UserSessionManager",
     "__version__",
     "check_same_device",
+    "start_sweeping",
+    "sweep_periodically",
     "system_clock",
 ]
+
+
+_REDIS_NAMES = frozenset({"RedisSessionStorage", "AsyncRedisSessionStorage"})
+
+
+def __getattr__(name: str) -> object:
+    # The Redis storages need the optional `redis` package: import it only
+    # when one is asked for, so `import usersession` works without it.
+    if name in _REDIS_NAMES:
+        from .storage import redis as redis_storage  # noqa: PLC0415
+
+        return getattr(redis_storage, name)
+    raise AttributeError(f"module 'usersession' has no attribute {name!r}")

@@ -41,6 +41,9 @@ class ErrorCode(StrEnum):
     INVALID_CLOCK = "INVALID_CLOCK"
     INVALID_OPTION = "INVALID_OPTION"
     STORAGE_FAILURE = "STORAGE_FAILURE"
+    SESSION_LIMIT_REACHED = "SESSION_LIMIT_REACHED"
+    SNAPSHOT_INVALID = "SNAPSHOT_INVALID"
+    SNAPSHOT_UNSERIALIZABLE = "SNAPSHOT_UNSERIALIZABLE"
 
 
 class SessionError(Exception):
@@ -73,6 +76,20 @@ class SessionDeviceMismatchError(SessionError):
 class SessionStorageError(SessionError):
     """The storage failed (a server down, an id collision, ...). The operation
     either happened whole or not at all. Code `STORAGE_FAILURE`."""
+
+
+class SessionLimitError(SessionError):
+    """A capacity limit of the storage (`max_sessions`,
+    `max_sessions_per_subject`) refused a new session, under
+    `LimitPolicy.REFUSE`; nothing was stored or changed. Code
+    `SESSION_LIMIT_REACHED`."""
+
+
+class SnapshotError(SessionError):
+    """A snapshot could not be used: the file is truncated, corrupted, of
+    another format or version (code `SNAPSHOT_INVALID`; nothing was loaded),
+    or a session holds a location JSON cannot represent exactly (code
+    `SNAPSHOT_UNSERIALIZABLE`; nothing was written)."""
 
 
 class InvalidOptionsError(SessionError, ValueError):

@@ -67,6 +67,24 @@ class BucketGarbageCollector(Generic[K]):
         seconds = self._seconds
         return seconds[0] if seconds else None
 
+    def pop_earliest(self) -> tuple[K, int] | None:
+        """Remove and return one filing (key, second) of the earliest bucket,
+        or None if nothing is filed. O(1); O(log B) when it empties a bucket.
+
+        The filing may be stale: the owner judges it, as in `pop_due`. Which
+        key of the bucket comes out is unspecified (they share the second).
+        """
+        seconds = self._seconds
+        if not seconds:
+            return None
+        second = seconds[0]
+        bucket = self._buckets[second]
+        key = bucket.pop()
+        if not bucket:
+            del self._buckets[second]
+            seconds.pop(0)
+        return key, second
+
     def compact(self, keep: Callable[[K, int], bool]) -> int:
         """Drop every filing for which `keep(key, second)` is false; return how
         many were dropped. O(filings held): run it rarely (amortized)."""

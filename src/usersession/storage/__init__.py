@@ -2,5 +2,8 @@
 
 - `protocol`: what a manager needs from a storage (`SessionStorage`,
   `AsyncSessionStorage`) and the delete events (`DeleteReason`, `Listener`);
-- `memory`: `InMemorySessionStorage`, the embedded default.
+- `memory`: `InMemorySessionStorage`, the embedded default;
+- `limits`: its capacity limits (`LimitPolicy`);
+- `snapshot`: its snapshot files (`save`, `load`);
+- `stats`: its counters (`StorageStats`).
 """

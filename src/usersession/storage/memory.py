@@ -17,21 +17,30 @@ A read only updates `accessed_at`; it does not move the session to a later
 bucket. When a bucket comes due its sessions' real deadlines are re-checked
 (`policy.deadline`) and the living ones re-filed, so a touch is O(1) and an
 eviction is O(1), and a sweep never looks at a session that is not due.
+
+Optional capacity limits (`max_sessions`, `max_sessions_per_subject`, see
+`limits`) cost one attribute test per insert when unset. Snapshots (`save`,
+`load`, see `snapshot`) write the sessions to a file and read them back.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+import os
 import threading
 from collections import Counter
 
 from ..clock import Clock, system_clock
-from ..errors import ErrorCode, SessionStorageError
+from ..errors import ErrorCode, SessionLimitError, SessionStorageError
 from ..garbage_collector import BucketGarbageCollector
 from ..ids import session_handle
 from ..policy import deadline
 from ..session import SessionMetadata
+from .limits import LimitPolicy, check_limit, check_policy
 from .protocol import DeleteReason, Listener
+from .snapshot import read_snapshot, save_snapshot
+from .stats import StorageStats
 
 _log = logging.getLogger("usersession")
 
@@ -44,9 +53,35 @@ class InMemorySessionStorage:
 
     `clock` is used by `collect()` without an argument and becomes the
     default clock of a manager built on this storage.
+
+    `max_sessions` bounds the sessions held, `max_sessions_per_subject` the
+    sessions a subject has in use (not counting superseded ones inside their
+    renewal grace); None, the default, is unbounded. Each limit has a policy,
+    `LimitPolicy.REFUSE` (the default: `SessionLimitError`, nothing changes)
+    or `LimitPolicy.EVICT` (the subject's oldest session, or the storage's
+    session closest to its deadline, is removed with `DeleteReason.EVICTED`).
+    Limits apply to `insert` and to the successor a `renew` inserts. Bad
+    values raise `InvalidOptionsError` (`INVALID_OPTION`).
     """
 
-    def __init__(self, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        max_sessions: int | None = None,
+        max_sessions_policy: LimitPolicy = LimitPolicy.REFUSE,
+        max_sessions_per_subject: int | None = None,
+        max_sessions_per_subject_policy: LimitPolicy = LimitPolicy.REFUSE,
+    ) -> None:
+        self._max_sessions = check_limit(max_sessions, "max_sessions")
+        self._max_sessions_policy = check_policy(max_sessions_policy, "max_sessions_policy")
+        self._max_per_subject = check_limit(max_sessions_per_subject, "max_sessions_per_subject")
+        self._max_per_subject_policy = check_policy(
+            max_sessions_per_subject_policy, "max_sessions_per_subject_policy"
+        )
+        # The one test the hot path pays when no limit is set.
+        self._limited = self._max_sessions is not None or self._max_per_subject is not None
+        self._refused = 0
         self.clock: Clock = clock if clock is not None else system_clock
         self._sessions: dict[str, SessionMetadata] = {}
         self._subjects: dict[str, set[str]] = {}
@@ -70,6 +105,8 @@ class InMemorySessionStorage:
                     ErrorCode.STORAGE_FAILURE,
                     f"Session '{session_handle(session_id)}' is already stored.",
                 )
+            if self._limited:
+                self._evict(self._check_room(subject, metadata._created_at, None))
             self._file(subject, session_id, metadata)
             now = metadata._created_at
             if now > self._swept_at:
@@ -112,6 +149,11 @@ class InMemorySessionStorage:
                     ErrorCode.STORAGE_FAILURE,
                     f"Session '{session_handle(new_session_id)}' is already stored.",
                 )
+            victims: list[str] = []
+            if self._limited:
+                victims = self._check_room(subject, new_metadata._created_at, session_id)
+                if self._sessions.get(session_id) is not old:
+                    return None  # the sweep that made room took it
             old._grace_ends_at = grace_ends_at
             old._renewed_by = renewed_by
             due = deadline(old)[0]
@@ -120,6 +162,8 @@ class InMemorySessionStorage:
                 old._due = due
                 self._collector.add(session_id, due)
                 self._stale += 1
+            if self._limited:
+                self._evict(victims)
             self._file(subject, new_session_id, new_metadata)
             return renewed_by
 
@@ -202,6 +246,47 @@ class InMemorySessionStorage:
         with self._lock:
             self._listeners.remove(listener)
 
+    def stats(self) -> StorageStats:
+        """The storage's counters now (sessions, subjects, removals by
+        reason, refusals, sweeps). O(1)."""
+        with self._lock:
+            removed = self._removed
+            return StorageStats(
+                sessions=len(self._sessions),
+                subjects=len(self._subjects),
+                deleted=removed[DeleteReason.DELETED],
+                expired=removed[DeleteReason.EXPIRED],
+                idle=removed[DeleteReason.IDLE],
+                renewed=removed[DeleteReason.RENEWED],
+                evicted=removed[DeleteReason.EVICTED],
+                refused=self._refused,
+                sweeps=self._sweeps,
+            )
+
+    def save(self, path: str | os.PathLike[str]) -> int:
+        """Write every stored session to a snapshot file at `path`,
+        atomically; return how many were written. O(sessions held).
+
+        The file holds the session ids (they are the keys): it is a secret,
+        created with mode 0o600. See `usersession.storage.snapshot`.
+        """
+        return save_snapshot(self, path)
+
+    def load(self, path: str | os.PathLike[str]) -> int:
+        """Add the sessions of the snapshot at `path`, except those whose
+        deadline passed (judged by this storage's clock); return how many
+        were added. O(sessions in the file).
+
+        All or nothing: a truncated, corrupted or wrong-version file raises
+        `SnapshotError` (`SNAPSHOT_INVALID`), an id already stored raises
+        `SessionStorageError`, and a limit under `REFUSE` that the file would
+        exceed raises `SessionLimitError`; none of them changes the storage.
+        Under `EVICT`, the limits are enforced after loading.
+        """
+        entries = read_snapshot(path, self.clock())
+        with self._lock:
+            return self._restore(entries)
+
     def __len__(self) -> int:
         """Sessions held right now, due or not (no sweep). O(1)."""
         return len(self._sessions)
@@ -276,6 +361,137 @@ class InMemorySessionStorage:
         if self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
             self._compact()
         return removed
+
+    # -- capacity limits (only reached when a limit is set) ---------------------
+
+    def _check_room(self, subject: str, now: int, superseding: str | None) -> list[str]:
+        """Make sure one more session of `subject` may be stored: raise
+        `SessionLimitError` under REFUSE, else return the subject's sessions
+        to evict (the whole-storage eviction happens in `_evict`). Changes
+        nothing but a sweep of what is due at `now`. `superseding` is the
+        session a renewal replaces: it stops counting for its subject."""
+        victims = self._subject_victims(subject, superseding, 1)
+        total = self._max_sessions
+        full = total is not None and len(self._sessions) - len(victims) >= total
+        if (victims or full) and now > self._swept_at:
+            # Sessions already due make room first: nobody is refused or
+            # evicted for the space expired ones hold.
+            self._sweep(now)
+            victims = self._subject_victims(subject, superseding, 1)
+            full = total is not None and len(self._sessions) - len(victims) >= total
+        if victims and self._max_per_subject_policy is LimitPolicy.REFUSE:
+            raise self._refuse(
+                f"The subject has max_sessions_per_subject ({self._max_per_subject}) sessions."
+            )
+        if full and self._max_sessions_policy is LimitPolicy.REFUSE:
+            raise self._refuse(f"The storage holds max_sessions ({total}) sessions.")
+        return victims
+
+    def _refuse(self, message: str) -> SessionLimitError:
+        self._refused += 1
+        return SessionLimitError(ErrorCode.SESSION_LIMIT_REACHED, message)
+
+    def _subject_victims(self, subject: str, superseding: str | None, extra: int) -> list[str]:
+        """The subject's oldest sessions in use (smallest `created_at`) that
+        must go for `extra` more to fit its limit. O(sessions of the subject)
+        once the subject is at its limit, O(1) before."""
+        limit = self._max_per_subject
+        if limit is None:
+            return []
+        session_ids = self._subjects.get(subject)
+        if session_ids is None or len(session_ids) + extra <= limit:
+            return []
+        sessions = self._sessions
+        in_use = []
+        for session_id in session_ids:
+            metadata = sessions[session_id]
+            if metadata._grace_ends_at is None and session_id != superseding:
+                in_use.append((metadata._created_at, session_id))
+        excess = len(in_use) + extra - limit
+        if excess <= 0:
+            return []
+        return [session_id for _, session_id in heapq.nsmallest(excess, in_use)]
+
+    def _evict(self, victims: list[str], room: int = 1) -> None:
+        """Evict `victims`, then, until `room` more sessions fit, the session
+        closest to its deadline."""
+        sessions = self._sessions
+        for session_id in victims:
+            metadata = sessions.get(session_id)
+            if metadata is not None:
+                self._remove(session_id, metadata, DeleteReason.EVICTED)
+                self._stale += 1
+        total = self._max_sessions
+        if total is not None:
+            while len(sessions) + room > total and self._evict_closest():
+                pass
+
+    def _evict_closest(self) -> bool:
+        """Evict the session whose deadline comes first; False if none is
+        held. O(1) amortized: stale filings met on the way are dropped, and a
+        session touched since it was filed is re-filed at its real deadline
+        (what a sweep would have done) before it is judged."""
+        collector = self._collector
+        sessions = self._sessions
+        while True:
+            filing = collector.pop_earliest()
+            if filing is None:
+                return False
+            session_id, second = filing
+            metadata = sessions.get(session_id)
+            if metadata is None or metadata._due != second:
+                self._stale -= 1
+                continue
+            due = deadline(metadata)[0]
+            if due > second:
+                metadata._due = due
+                collector.add(session_id, due)
+                continue
+            self._remove(session_id, metadata, DeleteReason.EVICTED)
+            return True
+
+    # -- snapshots -------------------------------------------------------------
+
+    def _restore(self, entries: list[tuple[str, SessionMetadata]]) -> int:
+        """File `entries` (from `snapshot.read_snapshot`), all or nothing."""
+        sessions = self._sessions
+        for session_id, _ in entries:
+            if session_id in sessions:
+                raise SessionStorageError(
+                    ErrorCode.STORAGE_FAILURE,
+                    f"Session '{session_handle(session_id)}' of the snapshot is already stored.",
+                )
+        subjects = {metadata._subject for _, metadata in entries}
+        if self._limited:
+            total = self._max_sessions
+            if (
+                total is not None
+                and len(sessions) + len(entries) > total
+                and self._max_sessions_policy is LimitPolicy.REFUSE
+            ):
+                raise self._refuse(f"The snapshot does not fit max_sessions ({total}).")
+            if self._max_per_subject_policy is LimitPolicy.REFUSE:
+                in_use = Counter(
+                    metadata._subject for _, metadata in entries if metadata._grace_ends_at is None
+                )
+                for subject in subjects:
+                    in_use[subject] += sum(
+                        1
+                        for session_id in self._subjects.get(subject, ())
+                        if sessions[session_id]._grace_ends_at is None
+                    )
+                limit = self._max_per_subject
+                if limit is not None and any(count > limit for count in in_use.values()):
+                    raise self._refuse(
+                        f"The snapshot does not fit max_sessions_per_subject ({limit})."
+                    )
+        for session_id, metadata in entries:
+            self._file(metadata._subject, session_id, metadata)
+        if self._limited:
+            for subject in subjects:
+                self._evict(self._subject_victims(subject, None, 0), 0)
+            self._evict([], 0)
+        return len(entries)
 
     def _compact(self) -> None:
         # Amortized O(1) per removal: runs only when the stale entries

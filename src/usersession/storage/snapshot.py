@@ -1,0 +1,288 @@
+"""Snapshots: an in-memory storage written to a file and read back.
+
+For desktop and edge services that must keep their users logged in across a
+restart. The guarantees:
+
+- Atomic: the snapshot is written to a temporary file in the target's
+  directory, flushed, fsynced, renamed over the target (`os.replace`), and the
+  directory is fsynced. A crash at any point leaves either the previous file
+  or the new one, whole, never a mix. (A crash may leave a stray
+  `.<name>.*.tmp` file beside it; it is never read.)
+- Data only: the format is JSON (no pickle: loading a snapshot cannot run
+  code), versioned, and checksummed. A truncated, corrupted or wrong-version
+  file is refused with `SnapshotError` (`SNAPSHOT_INVALID`) and nothing is
+  loaded.
+- Exact: everything a session is made of comes back, renewal grace included
+  (when it ends, which manager renewed it, the idle timeout); the subject
+  index is rebuilt from it. Sessions whose deadline (`policy.deadline`)
+  passed while the process was down are dropped on load.
+- Locations must be plain JSON data (None, bool, int, finite float, str, and
+  lists and str-keyed dicts of those), so that they come back equal; any other
+  location is refused at save time with `SnapshotError`
+  (`SNAPSHOT_UNSERIALIZABLE`) and nothing is written.
+
+The file holds the session ids: they are the keys, and a loaded session must
+answer to its id. A snapshot is therefore as secret as the sessions
+themselves: it is created with mode 0o600, and nothing here logs or reports
+its contents (errors name sessions by handle only).
+
+File layout: one header line, `{"format": "usersession-snapshot", "version":
+1, "length": N, "sha256": "..."}`, then N bytes of JSON body whose SHA-256 the
+header records: `{"saved_at": t, "sessions": [row, ...]}`, a row being
+`[session_id, subject, ip, device, location, created_at, accessed_at,
+expires_at, idle, grace_ends_at, renewed_by]` with `device` null or
+`[name, type]`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+from typing import TYPE_CHECKING
+
+from ..errors import ErrorCode, SessionStorageError, SnapshotError
+from ..ids import session_handle
+from ..policy import deadline
+from ..session import Device, SessionMetadata
+
+if TYPE_CHECKING:
+    from .memory import InMemorySessionStorage
+
+FORMAT = "usersession-snapshot"
+VERSION = 1
+"""The version this module writes and the only one it reads."""
+
+_ROW_FIELDS = 11
+_MAX_DEPTH = 64
+"""Nesting accepted in a location: deeper data is refused, not recursed into."""
+
+Row = list[object]
+
+
+def save_snapshot(storage: InMemorySessionStorage, path: str | os.PathLike[str]) -> int:
+    """Write `storage` to `path` atomically; return how many sessions were
+    written. O(sessions held); the storage's lock is held only while the
+    sessions are copied, not while they are encoded and written."""
+    with storage._lock:
+        saved_at = storage.clock()
+        copied = [
+            (session_id, metadata, _row(session_id, metadata))
+            for session_id, metadata in storage._sessions.items()
+        ]
+    for session_id, metadata, _ in copied:
+        if not _plain(metadata._location, 0):
+            raise SnapshotError(
+                ErrorCode.SNAPSHOT_UNSERIALIZABLE,
+                f"Session '{session_handle(session_id)}' has a location JSON cannot "
+                f"represent exactly ({type(metadata._location).__name__}); nothing was written.",
+            )
+    rows = [row for _, _, row in copied]
+    body = json.dumps(
+        {"saved_at": saved_at, "sessions": rows},
+        ensure_ascii=True,
+        allow_nan=False,
+        separators=(",", ":"),
+    ).encode("ascii")
+    header = json.dumps(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "length": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        },
+        separators=(",", ":"),
+    ).encode("ascii")
+    try:
+        _write_atomically(os.fspath(path), header + b"\n" + body)
+    except OSError as error:
+        raise SessionStorageError(
+            ErrorCode.STORAGE_FAILURE, f"Could not write the snapshot: {error.strerror}."
+        ) from error
+    return len(rows)
+
+
+def read_snapshot(path: str | os.PathLike[str], now: int) -> list[tuple[str, SessionMetadata]]:
+    """The sessions of the snapshot at `path` still alive at `now`, as
+    (session_id, metadata) pairs ready to be filed. Raises `SnapshotError`
+    (`SNAPSHOT_INVALID`) for a file that is not a whole, valid snapshot of
+    this version, `SessionStorageError` if it cannot be read. O(file size)."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise SessionStorageError(
+            ErrorCode.STORAGE_FAILURE, f"Could not read the snapshot: {error.strerror}."
+        ) from error
+    return decode_snapshot(data, now)
+
+
+def decode_snapshot(data: bytes, now: int) -> list[tuple[str, SessionMetadata]]:
+    """`read_snapshot` on the bytes of a file."""
+    newline = data.find(b"\n")
+    if newline < 0:
+        raise _invalid("it has no header line (truncated?)")
+    header = _parse(data[:newline], "header")
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise _invalid("it is not a usersession snapshot")
+    version = header.get("version")
+    if version != VERSION or type(version) is not int:
+        raise _invalid(f"its version is {version!r}, this release reads version {VERSION}")
+    body = data[newline + 1 :]
+    length = header.get("length")
+    if type(length) is not int or length != len(body):
+        raise _invalid("its length does not match its header (truncated?)")
+    if hashlib.sha256(body).hexdigest() != header.get("sha256"):
+        raise _invalid("its checksum does not match (corrupted)")
+    content = _parse(body, "body")
+    if not isinstance(content, dict) or not isinstance(content.get("sessions"), list):
+        raise _invalid("its body has no session list")
+    entries: list[tuple[str, SessionMetadata]] = []
+    seen: set[str] = set()
+    for row in content["sessions"]:
+        session_id, metadata = _entry(row)
+        if session_id in seen:
+            raise _invalid("it holds a session id twice")
+        seen.add(session_id)
+        if deadline(metadata)[0] > now:
+            entries.append((session_id, metadata))
+    return entries
+
+
+def _row(session_id: str, metadata: SessionMetadata) -> Row:
+    device = metadata._device
+    return [
+        session_id,
+        metadata._subject,
+        metadata._ip,
+        None if device is None else [device.name, device.type],
+        metadata._location,
+        metadata._created_at,
+        metadata._accessed_at,
+        metadata._expires_at,
+        metadata._idle,
+        metadata._grace_ends_at,
+        metadata._renewed_by,
+    ]
+
+
+def _entry(row: object) -> tuple[str, SessionMetadata]:
+    if type(row) is not list or len(row) != _ROW_FIELDS:
+        raise _invalid("a session row has the wrong shape")
+    (
+        session_id,
+        subject,
+        ip,
+        device,
+        location,
+        created_at,
+        accessed_at,
+        expires_at,
+        idle,
+        grace_ends_at,
+        renewed_by,
+    ) = row
+    if type(session_id) is not str or type(subject) is not str or not subject:
+        raise _invalid("a session row has a bad id or subject")
+    if type(ip) is not str:
+        raise _invalid("a session row has a bad ip")
+    if device is not None and not (
+        type(device) is list
+        and len(device) == 2
+        and type(device[0]) is str
+        and type(device[1]) is str
+    ):
+        raise _invalid("a session row has a bad device")
+    if not all(type(second) is int for second in (created_at, accessed_at, expires_at)):
+        raise _invalid("a session row has a bad timestamp")
+    if idle is not None and (type(idle) is not int or idle <= 0):
+        raise _invalid("a session row has a bad idle timeout")
+    if (grace_ends_at is None) != (renewed_by is None) or (
+        grace_ends_at is not None
+        and (type(grace_ends_at) is not int or type(renewed_by) is not str)
+    ):
+        raise _invalid("a session row has a bad renewal")
+    if not _plain(location, 0):
+        raise _invalid("a session row has a bad location")
+    return session_id, SessionMetadata(
+        ip,
+        None if device is None else Device(device[0], device[1]),
+        location,
+        created_at,
+        accessed_at,
+        expires_at,
+        idle=idle,
+        grace_ends_at=grace_ends_at,
+        renewed_by=renewed_by,
+        subject=subject,
+    )
+
+
+def _plain(value: object, depth: int) -> bool:
+    """Whether JSON gives `value` back equal (and of the same types)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is int or kind is str:
+        return True
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    if depth >= _MAX_DEPTH:
+        return False
+    if kind is list:
+        return all(_plain(item, depth + 1) for item in value)  # type: ignore[attr-defined]
+    if kind is dict:
+        return all(
+            type(key) is str and _plain(item, depth + 1)
+            for key, item in value.items()  # type: ignore[attr-defined]
+        )
+    return False
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse(text: bytes, part: str) -> object:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise _invalid(f"its {part} is not valid JSON (truncated or corrupted)") from None
+
+
+def _invalid(why: str) -> SnapshotError:
+    return SnapshotError(ErrorCode.SNAPSHOT_INVALID, f"The snapshot was refused: {why}.")
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    # mkstemp creates the file with mode 0o600: the snapshot is a secret.
+    descriptor, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+    )
+    try:
+        with open(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
