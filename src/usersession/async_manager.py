@@ -1,0 +1,130 @@
+"""The session manager for asyncio: `UserSessionManager` with every method awaited.
+
+A thin shell over `manager._ManagerCore`, like the sync manager: it only
+sequences the awaited storage calls; every check, verdict, error and hook
+comes from the core and `policy`, so the two managers cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .clock import Clock
+from .errors import SessionStorageError
+from .manager import ReadHook, RenewHooks, _ManagerCore
+from .options import Timeouts, check_handle, check_session_id, check_subject
+from .policy import Verdict
+from .session import SessionContext, SessionMetadata
+from .storage.protocol import AsyncSessionStorage, DeleteReason
+
+
+class AsyncUserSessionManager(_ManagerCore):
+    """Creates, reads, renews and deletes sessions over an `AsyncSessionStorage`
+    (`AsyncRedisSessionStorage`). Same options, methods, errors and costs as
+    `UserSessionManager`; each method is a coroutine.
+
+    Hooks (`read_hook`, `renew_hooks`) stay plain functions: they decide, they
+    do no I/O.
+    """
+
+    def __init__(
+        self,
+        storage: AsyncSessionStorage,
+        *,
+        session_ttl: int,
+        id_bytes: int = 24,
+        timeouts: Timeouts | None = None,
+        read_hook: ReadHook | None = None,
+        renew_hooks: RenewHooks | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(
+            storage,
+            session_ttl=session_ttl,
+            id_bytes=id_bytes,
+            timeouts=timeouts,
+            read_hook=read_hook,
+            renew_hooks=renew_hooks,
+            clock=clock,
+        )
+        self._storage = storage
+
+    @property
+    def storage(self) -> AsyncSessionStorage:
+        """The storage this manager works on."""
+        return self._storage
+
+    async def create(self, subject: str, context: SessionContext, ttl: int | None = None) -> str:
+        """See `UserSessionManager.create`."""
+        session_id, metadata = self._new_session(subject, context, ttl)
+        await self._storage.insert(subject, session_id, metadata)
+        return session_id
+
+    async def read(
+        self, subject: str, session_id: str, context: SessionContext
+    ) -> tuple[SessionMetadata, str | None]:
+        """See `UserSessionManager.read`."""
+        self._check_read(subject, session_id, context)
+        now = self._clock()
+        storage = self._storage
+        metadata = await storage.read(subject, session_id, now)
+        if metadata is None:
+            raise self._not_found(session_id)
+        verdict = self._judge(subject, session_id, context, metadata, now)
+        if verdict is Verdict.TOUCH:
+            await storage.touch(subject, session_id, metadata, now)
+            return metadata, None
+        if verdict is Verdict.GRACE:
+            return metadata, None
+        if verdict is Verdict.IDLE:
+            await storage.delete(subject, session_id, DeleteReason.IDLE)
+            raise self._expired(session_id)
+        return metadata, await self._renew(subject, session_id, metadata, context, now)
+
+    async def renew(
+        self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
+    ) -> str | None:
+        """See `UserSessionManager.renew`."""
+        self._check_read(subject, session_id, context)
+        return await self._renew(subject, session_id, metadata, context, self._clock())
+
+    async def _renew(
+        self,
+        subject: str,
+        session_id: str,
+        metadata: SessionMetadata,
+        context: SessionContext,
+        now: int,
+    ) -> str | None:
+        new_id, new_metadata, grace_ends_at, claim = self._successor(metadata, context, now)
+        try:
+            renewed_by = await self._storage.renew(
+                subject, session_id, grace_ends_at, claim, new_id, new_metadata
+            )
+        except SessionStorageError as error:
+            self._renewal_failed(session_id, error)
+            raise
+        return self._renewal_outcome(session_id, claim, renewed_by, new_id)
+
+    async def read_all(self, subject: str) -> Mapping[str, SessionMetadata]:
+        """See `UserSessionManager.read_all`."""
+        check_subject(subject)
+        now = self._clock()
+        return self._active(await self._storage.read_all(subject, now), now)
+
+    async def delete(self, subject: str, session_id: str) -> None:
+        """See `UserSessionManager.delete`."""
+        check_subject(subject)
+        check_session_id(session_id)
+        await self._storage.delete(subject, session_id)
+
+    async def revoke(self, subject: str, handle: str) -> bool:
+        """See `UserSessionManager.revoke`."""
+        check_subject(subject)
+        check_handle(handle)
+        return await self._storage.delete_by_handle(subject, handle)
+
+    async def delete_all(self, subject: str) -> int:
+        """See `UserSessionManager.delete_all`."""
+        check_subject(subject)
+        return await self._storage.delete_all(subject)
