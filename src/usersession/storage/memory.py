@@ -29,6 +29,7 @@ import heapq
 import logging
 import os
 import threading
+import traceback
 from collections import Counter
 
 from ..clock import Clock, system_clock
@@ -46,6 +47,26 @@ _log = logging.getLogger("usersession")
 
 _MIN_STALE_TO_COMPACT = 4096
 """Stale bucket entries tolerated before compaction is considered at all."""
+
+
+def _log_listener_failure(
+    listener: Listener, session_id: str, reason: DeleteReason, error: Exception
+) -> None:
+    """Log a listener's exception with its traceback, the session named by
+    its handle: a listener's error easily carries the id it was given (a
+    `KeyError(session_id)` from a cache), so the id is replaced wherever it
+    appears in the formatted traceback and its chained exceptions."""
+    handle = session_handle(session_id)
+    details = "".join(traceback.format_exception(error))
+    if session_id:
+        details = details.replace(session_id, f"<session {handle}>")
+    _log.error(
+        "usersession: delete listener %r failed for session '%s' (%s)\n%s",
+        listener,
+        handle,
+        reason.name,
+        details.rstrip("\n"),
+    )
 
 
 class InMemorySessionStorage:
@@ -328,13 +349,8 @@ class InMemorySessionStorage:
         for listener in list(self._listeners):
             try:
                 listener(subject, session_id, metadata, reason)
-            except Exception:
-                _log.exception(
-                    "usersession: delete listener %r failed for session '%s' (%s)",
-                    listener,
-                    session_handle(session_id),
-                    reason.name,
-                )
+            except Exception as error:
+                _log_listener_failure(listener, session_id, reason, error)
 
     def _sweep(self, now: int) -> int:
         """Evict what is due at `now`; re-file what was touched since it was filed."""
