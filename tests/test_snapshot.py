@@ -1,0 +1,390 @@
+"""Snapshots of the in-memory storage: what comes back, what is refused, and
+that a crash while saving never costs the previous snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import random
+import signal
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from usersession import (
+    DeleteReason,
+    Device,
+    ErrorCode,
+    InMemorySessionStorage,
+    LimitPolicy,
+    ManualClock,
+    RenewHooks,
+    SessionContext,
+    SessionLimitError,
+    SessionMetadata,
+    SessionNotFoundError,
+    SessionStorageError,
+    SnapshotError,
+    Timeouts,
+    UserSessionManager,
+)
+from usersession.policy import deadline
+from usersession.storage.snapshot import VERSION
+
+LAPTOP = SessionContext(
+    ip="10.0.0.1", device=Device("Firefox", "desktop"), location={"city": "Lyon"}
+)
+PHONE = SessionContext(
+    ip="10.0.0.2", device=Device("Safari", "mobile"), location=["x", 1, 2.5, None]
+)
+TIMEOUTS = Timeouts(idle=1300, renewal=1200, renewal_grace=60)
+
+
+def _state(storage: InMemorySessionStorage) -> dict[str, tuple[object, ...]]:
+    """Everything a stored session is made of, by id (not the filing second)."""
+    return {
+        session_id: (
+            metadata._subject,
+            metadata._ip,
+            metadata._device,
+            metadata._location,
+            metadata._created_at,
+            metadata._accessed_at,
+            metadata._expires_at,
+            metadata._idle,
+            metadata._grace_ends_at,
+            metadata._renewed_by,
+        )
+        for session_id, metadata in storage._sessions.items()
+    }
+
+
+def _grouped(storage: InMemorySessionStorage) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for session_id, metadata in storage._sessions.items():
+        grouped.setdefault(metadata._subject, set()).add(session_id)
+    return grouped
+
+
+def _populated(clock: ManualClock) -> tuple[InMemorySessionStorage, UserSessionManager, list[str]]:
+    storage = InMemorySessionStorage(clock=clock)
+    manager = UserSessionManager(storage, session_ttl=3600, timeouts=TIMEOUTS)
+    ids = [manager.create("alice", LAPTOP), manager.create("alice", PHONE)]
+    ids.append(manager.create("bob", SessionContext(ip="::1"), ttl=7200))
+    ids.append(manager.create("ünïcødé 🙂 \u200b", PHONE))
+    clock.advance(500)
+    manager.read("alice", ids[1], PHONE)  # touched
+    clock.advance(700)
+    _, renewed = manager.read("alice", ids[0], LAPTOP)  # renewed: ids[0] in its grace
+    assert renewed is not None
+    ids.append(renewed)
+    return storage, manager, ids
+
+
+def test_a_snapshot_brings_back_every_session_exactly(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)
+    path = tmp_path / "sessions.snapshot"
+    assert storage.save(path) == len(storage)
+    restored = InMemorySessionStorage(clock=clock)
+    assert restored.load(path) == len(storage)
+    assert _state(restored) == _state(storage)
+    assert restored._subjects == storage._subjects == _grouped(restored)
+    assert all(m._due == deadline(m)[0] for m in restored._sessions.values())
+
+
+def test_the_renewal_grace_survives_a_restart(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, ids = _populated(clock)
+    old, renewed = ids[0], ids[-1]
+    storage.save(tmp_path / "s")
+    restored = InMemorySessionStorage(clock=clock)
+    restored.load(tmp_path / "s")
+    elsewhere: list[str] = []
+    after = UserSessionManager(
+        restored,
+        session_ttl=3600,
+        timeouts=TIMEOUTS,
+        renew_hooks=RenewHooks(on_already_renewed_elsewhere=elsewhere.append),
+    )
+    metadata, again = after.read("alice", old, LAPTOP)
+    assert again is None  # never renewed twice
+    assert metadata.renewed
+    assert elsewhere == [old]  # the renewal was made by the manager before the restart
+    assert renewed not in after.read_all("alice")  # listed by handle, not by id
+    assert after.hash(renewed) in after.read_all("alice")
+    clock.advance(TIMEOUTS.renewal_grace or 0)
+    with pytest.raises(SessionNotFoundError):
+        after.read("alice", old, LAPTOP)
+    after.read("alice", renewed, LAPTOP)
+
+
+def test_sessions_that_ended_while_down_are_dropped_on_load(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    storage, _, ids = _populated(clock)
+    storage.save(tmp_path / "s")
+    # Saved at start+1200. At start+1799: ids[0] is past its grace
+    # (+1260), ids[2] and ids[3] past their idle deadline (+1300); ids[1]
+    # (read at +500, idle until +1800) and the renewed one live on.
+    clock.advance(599)
+    restored = InMemorySessionStorage(clock=clock)
+    assert restored.load(tmp_path / "s") == 2
+    assert set(restored._sessions) == {ids[1], ids[-1]}
+    assert restored._subjects == _grouped(restored)
+    clock.advance(10_000)
+    empty = InMemorySessionStorage(clock=clock)
+    assert empty.load(tmp_path / "s") == 0
+    assert empty._subjects == {}
+
+
+def test_a_snapshot_is_written_for_its_owner_only(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)
+    storage.save(tmp_path / "s")
+    assert stat.S_IMODE(os.stat(tmp_path / "s").st_mode) == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == ["s"]  # no temporary left
+
+
+def test_a_snapshot_is_plain_versioned_json(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)
+    storage.save(tmp_path / "s")
+    header, body = (tmp_path / "s").read_bytes().split(b"\n", 1)
+    assert json.loads(header)["version"] == VERSION
+    assert json.loads(header)["format"] == "usersession-snapshot"
+    assert len(json.loads(body)["sessions"]) == len(storage)
+
+
+def _assert_refused(path: Path, clock: ManualClock) -> None:
+    storage = InMemorySessionStorage(clock=clock)
+    before = UserSessionManager(storage, session_ttl=60).create("carol", LAPTOP)
+    with pytest.raises(SnapshotError) as raised:
+        storage.load(path)
+    assert raised.value.code is ErrorCode.SNAPSHOT_INVALID
+    assert set(storage._sessions) == {before}
+    assert storage._subjects == {"carol": {before}}
+
+
+def test_every_truncation_of_a_snapshot_is_refused(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)
+    storage.save(tmp_path / "s")
+    data = (tmp_path / "s").read_bytes()
+    for length in range(0, len(data), max(1, len(data) // 150)):
+        (tmp_path / "cut").write_bytes(data[:length])
+        _assert_refused(tmp_path / "cut", clock)
+
+
+def test_a_corrupted_snapshot_is_refused(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)
+    storage.save(tmp_path / "s")
+    data = (tmp_path / "s").read_bytes()
+    rng = random.Random(4)
+    for _ in range(150):
+        corrupted = bytearray(data)
+        corrupted[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        (tmp_path / "bad").write_bytes(bytes(corrupted))
+        _assert_refused(tmp_path / "bad", clock)
+
+
+def test_a_snapshot_of_another_version_is_refused(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)
+    storage.save(tmp_path / "s")
+    header, body = (tmp_path / "s").read_bytes().split(b"\n", 1)
+    for version in (VERSION + 1, 0, "1", None):
+        changed = json.loads(header)
+        changed["version"] = version
+        (tmp_path / "v").write_bytes(json.dumps(changed).encode() + b"\n" + body)
+        _assert_refused(tmp_path / "v", clock)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\n",
+        b"{}\n{}",
+        b"null\nnull",
+        b"\x80\x81\x82\n\xff",
+        pickle.dumps({"sessions": []}),
+        b'{"format":"usersession-snapshot","version":1,"length":2,"sha256":"x"}\n[]',
+    ],
+)
+def test_a_file_that_is_not_a_snapshot_is_refused(
+    content: bytes, clock: ManualClock, tmp_path: Path
+) -> None:
+    (tmp_path / "s").write_bytes(content)
+    _assert_refused(tmp_path / "s", clock)
+
+
+def test_a_well_checksummed_but_malformed_body_is_refused(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    now = clock()
+    good = ["id", "subj", "ip", None, None, now, now, now + 10, None, None, None]
+    bodies = [
+        {"sessions": [good, good]},  # an id twice
+        {"sessions": [good[:-1]]},
+        {"sessions": [[*good[:5], True, now, now + 10, None, None, None]]},  # bool time
+        {"sessions": [[*good[:3], ["a"], *good[4:]]]},  # bad device
+        {"sessions": [[*good[:8], -1, None, None]]},  # bad idle
+        {"sessions": [[*good[:9], now + 5, None]]},  # grace without renewer
+        {"sessions": [[good[0], "", *good[2:]]]},  # empty subject
+        {"sessions": "all of them"},
+        [],
+    ]
+    for body in bodies:
+        encoded = json.dumps(body).encode()
+        header = {
+            "format": "usersession-snapshot",
+            "version": VERSION,
+            "length": len(encoded),
+            "sha256": hashlib.sha256(encoded).hexdigest(),
+        }
+        (tmp_path / "s").write_bytes(json.dumps(header).encode() + b"\n" + encoded)
+        _assert_refused(tmp_path / "s", clock)
+
+
+@pytest.mark.parametrize(
+    "location",
+    [(1, 2), {1: "a"}, {"a": {"b": (1,)}}, object(), {1, 2}, float("nan"), b"raw", Path("/")],
+)
+def test_a_location_json_cannot_represent_exactly_is_refused_at_save(
+    location: object, clock: ManualClock, tmp_path: Path
+) -> None:
+    storage = InMemorySessionStorage(clock=clock)
+    manager = UserSessionManager(storage, session_ttl=60)
+    manager.create("alice", LAPTOP)
+    storage.save(tmp_path / "s")
+    previous = (tmp_path / "s").read_bytes()
+    session_id = manager.create("alice", SessionContext(ip="1.2.3.4", location=location))
+    with pytest.raises(SnapshotError) as raised:
+        storage.save(tmp_path / "s")
+    assert raised.value.code is ErrorCode.SNAPSHOT_UNSERIALIZABLE
+    assert manager.hash(session_id) in str(raised.value)
+    assert session_id not in str(raised.value)
+    assert (tmp_path / "s").read_bytes() == previous
+
+
+def test_loading_an_id_already_stored_changes_nothing(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)
+    storage.save(tmp_path / "s")
+    before = _state(storage)
+    with pytest.raises(SessionStorageError):
+        storage.load(tmp_path / "s")
+    assert _state(storage) == before
+
+
+def test_a_missing_file_is_a_storage_error(clock: ManualClock, tmp_path: Path) -> None:
+    with pytest.raises(SessionStorageError):
+        InMemorySessionStorage(clock=clock).load(tmp_path / "absent")
+
+
+def test_limits_apply_to_a_load(clock: ManualClock, tmp_path: Path) -> None:
+    storage, _, _ = _populated(clock)  # 5 stored, alice has 2 in use + 1 superseded
+    storage.save(tmp_path / "s")
+    refusing = InMemorySessionStorage(clock=clock, max_sessions=4)
+    with pytest.raises(SessionLimitError):
+        refusing.load(tmp_path / "s")
+    assert len(refusing) == 0
+    per_subject = InMemorySessionStorage(clock=clock, max_sessions_per_subject=1)
+    with pytest.raises(SessionLimitError):
+        per_subject.load(tmp_path / "s")
+    assert len(per_subject) == 0
+    evicting = InMemorySessionStorage(
+        clock=clock,
+        max_sessions=4,
+        max_sessions_policy=LimitPolicy.EVICT,
+        max_sessions_per_subject=1,
+        max_sessions_per_subject_policy=LimitPolicy.EVICT,
+    )
+    reasons: list[DeleteReason] = []
+    evicting.add_listener(lambda subject, session_id, metadata, reason: reasons.append(reason))
+    evicting.load(tmp_path / "s")
+    assert len(evicting) <= 4
+    for session_ids in evicting._subjects.values():
+        assert sum(1 for sid in session_ids if not evicting._sessions[sid].renewed) <= 1
+    assert reasons and set(reasons) == {DeleteReason.EVICTED}
+    assert evicting._subjects == _grouped(evicting)
+
+
+# -- crash during save ---------------------------------------------------------
+
+BASE_SESSIONS = 1000
+MAX_KILLS = 150
+TIME_BUDGET = 10.0
+"""Seconds the crash test may run; it stops early rather than run longer."""
+
+
+def _generations(storage: InMemorySessionStorage) -> int:
+    """How many generation sessions a snapshot holds; they must form a prefix."""
+    numbers = sorted(
+        int(session_id.split("-")[1])
+        for session_id in storage._sessions
+        if session_id.startswith("generation-")
+    )
+    assert numbers == list(range(len(numbers))), "a snapshot holds a torn set of sessions"
+    assert len(storage) == BASE_SESSIONS + len(numbers)
+    return len(numbers)
+
+
+def _insert(storage: InMemorySessionStorage, session_id: str, now: int, index: int) -> None:
+    storage.insert(
+        f"user{index % 97}",
+        session_id,
+        SessionMetadata(
+            "10.0.0.1", Device("Firefox", "desktop"), {"n": index}, now, now, now + 86_400
+        ),
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_save_killed_at_any_point_leaves_the_previous_snapshot_whole(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """A child saves in a loop (each save one generation more) and is killed
+    with SIGKILL at a random moment, again and again. After every kill the
+    file must load, hold a whole generation (never a torn mix), and never go
+    back to an older generation than the last one seen."""
+    path = tmp_path / "sessions.snapshot"
+    storage = InMemorySessionStorage(clock=clock)
+    for index in range(BASE_SESSIONS):
+        _insert(storage, f"base-{index}", clock(), index)
+    storage.save(path)
+    started = time.monotonic()
+    storage.save(path)
+    save_seconds = time.monotonic() - started
+    rng = random.Random(20240601)
+    seen = 0
+    kills = 0
+    changed = 0
+    while kills < MAX_KILLS and time.monotonic() - started < TIME_BUDGET:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child until killed
+            try:
+                generation = seen
+                while True:
+                    _insert(storage, f"generation-{generation}", clock(), generation)
+                    storage.save(path)
+                    generation += 1
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0, 3 * save_seconds))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        kills += 1
+        storage = InMemorySessionStorage(clock=clock)
+        storage.load(path)  # raises if the file is not whole
+        generations = _generations(storage)
+        assert generations >= seen, "a kill took the file back to an older snapshot"
+        changed += generations > seen
+        seen = generations
+    strays = len(list(tmp_path.glob(".sessions.snapshot.*.tmp")))
+    print(
+        f"\ncrash test: {kills} kills, {kills} snapshots loaded intact, "
+        f"{changed} kills after a completed save, {strays} interrupted writes left a "
+        f"temporary file, {seen} generations, one save {save_seconds * 1000:.1f} ms"
+    )
+    assert kills >= 30
+    assert strays > 0, "no kill landed inside a write: the test did not test anything"
