@@ -1,0 +1,59 @@
+"""Shared fixtures: a manual clock, and managers over every storage that
+implements the contract.
+
+`make_manager` is parametrized by storage kind; behaviour tests that take it
+run once per kind, so every storage is held to the same contract.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.redis_server import redis_managers, redis_server  # noqa: F401  (fixture)
+from usersession import InMemorySessionStorage, ManualClock, UserSessionManager
+
+settings.register_profile(
+    "ci",
+    max_examples=300,
+    stateful_step_count=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=60, stateful_step_count=30, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+START = 1_700_000_000
+"""Tests start at a realistic Unix time, so no rule can lean on `now` being small."""
+
+MakeManager = Callable[..., Any]
+"""`make_manager(session_ttl=..., timeouts=..., ...)`: a manager on a fresh storage
+driven by the test's `clock`. Returns an object with the sync manager's methods."""
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+STORAGE_KINDS = ["memory", "redis", "redis-async"]
+
+
+@pytest.fixture(params=STORAGE_KINDS)
+def make_manager(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[MakeManager]:
+    kind = request.param
+    if kind == "memory":
+
+        def make(**options: Any) -> UserSessionManager:
+            options.setdefault("session_ttl", 3600)
+            return UserSessionManager(InMemorySessionStorage(clock=clock), **options)
+
+        yield make
+    elif kind in ("redis", "redis-async"):
+        yield from redis_managers(request, clock, kind)
+    else:  # pragma: no cover - a new kind must be wired here
+        raise AssertionError(f"unknown storage kind {kind}")
