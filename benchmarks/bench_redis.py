@@ -185,6 +185,19 @@ def measure(side: str, url: str, n: int, loop: asyncio.AbstractEventLoop) -> dic
     return loop.run_until_complete(measure_async())
 
 
+def ping_rate(url: str, count: int) -> float:
+    """PINGs per second on one connection: the round-trip floor of this machine."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+        started = time.perf_counter()
+        for _ in range(count):
+            client.ping()
+        return count / (time.perf_counter() - started)
+    finally:
+        client.close()
+
+
 def table(samples: dict[str, dict[str, list[float]]]) -> str:
     def number(value: float) -> str:
         return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
@@ -252,12 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         samples: dict[str, dict[str, list[float]]] = {
             side: {operation: [] for operation in OPERATIONS} for side in SIDES
         }
+        pings = []
         for round_index in range(args.rounds):
             shift = round_index % len(SIDES)
             for side in SIDES[shift:] + SIDES[:shift]:
                 for operation, value in measure(side, url, args.n, loop).items():
                     samples[side][operation].append(value)
+            pings.append(ping_rate(url, args.n))
         print(table(samples))
+        print(
+            f"round-trip floor: {statistics.median(pings) / 1e3:.1f}k PING/s on one connection "
+            f"(a create, a delete: one round trip; a read: two, HMGET then the touch script)"
+        )
     finally:
         loop.close()
         if server is not None:

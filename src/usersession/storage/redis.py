@@ -15,6 +15,13 @@ leaves without a delete event; see `add_listener`. A failed round trip (a
 lost connection, a Redis error) raises `SessionStorageError` and has written
 nothing: each script checks before its first write.
 
+Times: every TTL is relative to the `now` the manager passes (its clock), so
+processes sharing a server should agree on the time to within a second; a
+key outlives its deadline by less than a second (whole-second clocks), and
+the manager judges anything that is still there. On Redis Cluster all keys of
+a subject share one hash slot; the trimming and `delete_all` scripts also
+reach session keys named by the index rather than passed as KEYS (same slot).
+
 Costs: `insert`, `read`, `touch`, `renew`, `delete` are O(1) round trips and
 O(log n + dead) in Redis (n the subject's sessions, dead the members dropped
 from the index); `read_all`, `delete_all` and `delete_by_handle` O(n).
