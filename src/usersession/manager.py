@@ -8,6 +8,7 @@ sequence the storage calls around it, so no rule is written twice.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections.abc import Callable, Mapping
@@ -106,8 +107,10 @@ class _ManagerCore:
             raise InvalidTypeError(ErrorCode.INVALID_CLOCK, "clock must be callable.")
         self._clock: Clock = clock
         self._ids = IdGenerator(options.id_bytes)
-        # Marks the renewals this manager made, to tell "here" from "elsewhere".
+        # A renewal is claimed as "<token>:<n>": the token tells renewals made
+        # here from those made elsewhere, n tells this call from earlier ones.
         self._token = secrets.token_hex(8)
+        self._claims = itertools.count()
 
     hash = staticmethod(session_handle)
     """`hash(session_id)`: the session's handle, safe to log and to show."""
@@ -185,19 +188,24 @@ class _ManagerCore:
 
     def _successor(
         self, metadata: SessionMetadata, context: SessionContext, now: int
-    ) -> tuple[str, SessionMetadata, int]:
-        """The new id, the new metadata and the old session's grace end."""
+    ) -> tuple[str, SessionMetadata, int, str]:
+        """The new id, the new metadata, the old session's grace end and this
+        call's claim on the renewal."""
         if self._renewal_grace is None:
             raise InvalidOptionsError(
                 ErrorCode.OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL_REQUIRED,
                 "Renewing needs Timeouts.renewal and renewal_grace.",
             )
         grace_ends_at = grace_end(now, self._renewal_grace)
-        return self._ids.new_id(), renewed_metadata(metadata, context, now), grace_ends_at
+        claim = f"{self._token}:{next(self._claims)}"
+        return self._ids.new_id(), renewed_metadata(metadata, context, now), grace_ends_at, claim
 
-    def _renewal_outcome(self, session_id: str, renewed_by: str | None, new_id: str) -> str | None:
-        """The new id if this call won the renewal; else tell the hooks, None."""
-        if renewed_by == self._token:
+    def _renewal_outcome(
+        self, session_id: str, claim: str, renewed_by: str | None, new_id: str
+    ) -> str | None:
+        """The new id if this call's claim won the renewal; else tell the
+        hooks and return None."""
+        if renewed_by == claim:
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug(
                     "usersession: session '%s' renewed as '%s'",
@@ -211,11 +219,8 @@ class _ManagerCore:
 
     def _already_renewed(self, session_id: str, renewed_by: str | None) -> None:
         hooks = self._renew_hooks
-        hook = (
-            hooks.on_already_renewed_here
-            if renewed_by == self._token
-            else hooks.on_already_renewed_elsewhere
-        )
+        here = renewed_by is not None and renewed_by.partition(":")[0] == self._token
+        hook = hooks.on_already_renewed_here if here else hooks.on_already_renewed_elsewhere
         if hook is not None:
             hook(session_id)
 
@@ -330,15 +335,15 @@ class UserSessionManager(_ManagerCore):
         context: SessionContext,
         now: int,
     ) -> str | None:
-        new_id, new_metadata, grace_ends_at = self._successor(metadata, context, now)
+        new_id, new_metadata, grace_ends_at, claim = self._successor(metadata, context, now)
         try:
             renewed_by = self._storage.renew(
-                subject, session_id, grace_ends_at, self._token, new_id, new_metadata
+                subject, session_id, grace_ends_at, claim, new_id, new_metadata
             )
         except SessionStorageError as error:
             self._renewal_failed(session_id, error)
             raise
-        return self._renewal_outcome(session_id, renewed_by, new_id)
+        return self._renewal_outcome(session_id, claim, renewed_by, new_id)
 
     def read_all(self, subject: str) -> Mapping[str, SessionMetadata]:
         """The subject's active sessions, keyed by handle (not by id: a

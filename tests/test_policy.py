@@ -1,0 +1,82 @@
+"""The rules as plain functions: one test per rule of DESIGN.md's read order."""
+
+from __future__ import annotations
+
+from usersession import DeleteReason, SessionContext, SessionMetadata
+from usersession.policy import Verdict, deadline, is_active, read_verdict, renewed_metadata
+
+NOW = 1_000
+
+
+def session(
+    created_at: int = NOW,
+    accessed_at: int | None = None,
+    expires_at: int = NOW + 100,
+    idle: int | None = None,
+    grace_ends_at: int | None = None,
+) -> SessionMetadata:
+    accessed = created_at if accessed_at is None else accessed_at
+    return SessionMetadata(
+        "10.0.0.1",
+        None,
+        None,
+        created_at,
+        accessed,
+        expires_at,
+        idle=idle,
+        grace_ends_at=grace_ends_at,
+        subject="uid1",
+    )
+
+
+def test_a_session_is_gone_at_its_expiry_second() -> None:
+    assert read_verdict(session(), NOW + 99, None) is Verdict.TOUCH
+    assert read_verdict(session(), NOW + 100, None) is Verdict.GONE
+
+
+def test_a_superseded_session_is_served_as_is_until_its_grace_ends() -> None:
+    superseded = session(grace_ends_at=NOW + 5, idle=1)
+    assert read_verdict(superseded, NOW + 4, renewal=1) is Verdict.GRACE
+    assert read_verdict(superseded, NOW + 5, renewal=1) is Verdict.GONE
+
+
+def test_expiry_beats_a_grace_that_would_outlive_it() -> None:
+    assert read_verdict(session(grace_ends_at=NOW + 500), NOW + 100, None) is Verdict.GONE
+
+
+def test_idle_is_judged_before_renewal() -> None:
+    assert read_verdict(session(idle=10), NOW + 10, renewal=5) is Verdict.IDLE
+    assert read_verdict(session(idle=10, accessed_at=NOW + 6), NOW + 10, 5) is Verdict.RENEW
+
+
+def test_renewal_is_due_from_the_renewal_age_on() -> None:
+    assert read_verdict(session(), NOW + 49, renewal=50) is Verdict.TOUCH
+    assert read_verdict(session(), NOW + 50, renewal=50) is Verdict.RENEW
+
+
+def test_a_session_due_for_renewal_is_still_active() -> None:
+    assert is_active(session(), NOW + 50)
+    assert not is_active(session(grace_ends_at=NOW + 5), NOW + 1)
+    assert not is_active(session(idle=10), NOW + 10)
+
+
+def test_the_deadline_is_the_earliest_of_expiry_idle_and_grace() -> None:
+    assert deadline(session()) == (NOW + 100, DeleteReason.EXPIRED)
+    assert deadline(session(idle=30, accessed_at=NOW + 10)) == (NOW + 40, DeleteReason.IDLE)
+    assert deadline(session(idle=30, accessed_at=NOW + 70)) == (NOW + 100, DeleteReason.EXPIRED)
+    assert deadline(session(idle=5, grace_ends_at=NOW + 20)) == (NOW + 20, DeleteReason.RENEWED)
+    assert deadline(session(grace_ends_at=NOW + 100)) == (NOW + 100, DeleteReason.EXPIRED)
+
+
+def test_a_renewed_session_keeps_subject_lifetime_and_idle() -> None:
+    old = session(created_at=NOW, expires_at=NOW + 7200, idle=60)
+    new = renewed_metadata(old, SessionContext("10.9.9.9"), NOW + 600)
+    assert (new.subject, new.ip, new.created_at, new.accessed_at) == (
+        "uid1",
+        "10.9.9.9",
+        NOW + 600,
+        NOW + 600,
+    )
+    assert new.expires_at - new.created_at == 7200
+    assert new._idle == 60
+    assert not new.renewed
