@@ -94,7 +94,9 @@ BAD_OPTIONS = [
 
 
 @pytest.mark.parametrize(("options", "code"), BAD_OPTIONS)
-def test_bad_options_are_refused_with_their_code(options: dict[str, object], code: ErrorCode) -> None:
+def test_bad_options_are_refused_with_their_code(
+    options: dict[str, object], code: ErrorCode
+) -> None:
     arguments: dict[str, object] = {"session_ttl": 100, **options}
     with pytest.raises(InvalidOptionsError) as caught:
         UserSessionManager(InMemorySessionStorage(), **arguments)  # type: ignore[arg-type]

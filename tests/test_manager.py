@@ -100,7 +100,9 @@ def test_a_subject_must_be_a_non_empty_str(make_manager: MakeManager, subject: o
     assert caught.value.code is ErrorCode.INVALID_SUBJECT
 
 
-@pytest.mark.parametrize("subject", ["a:b:c", "user with spaces", "ユーザー🙂", "{tag}", "x" * 5000])
+@pytest.mark.parametrize(
+    "subject", ["a:b:c", "user with spaces", "ユーザー🙂", "{tag}", "x" * 5000]
+)
 def test_any_non_empty_str_is_a_subject(make_manager: MakeManager, subject: str) -> None:
     manager = make_manager()
     session_id = manager.create(subject, LAPTOP)

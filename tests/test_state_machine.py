@@ -97,7 +97,9 @@ class SessionLifecycle(RuleBasedStateMachine):
         self.swept_at = -1
         self.renewed: set[str] = set()
 
-    def _record(self, subject: str, session_id: str, _: SessionMetadata, reason: DeleteReason) -> None:
+    def _record(
+        self, subject: str, session_id: str, _: SessionMetadata, reason: DeleteReason
+    ) -> None:
         self.events.append((subject, session_id, reason))
 
     # Timeouts short against the clock steps, so that idle, renewal and
@@ -165,8 +167,10 @@ class SessionLifecycle(RuleBasedStateMachine):
             subject = record.subject
         context = SessionContext("10.0.0.2", device)
         if record is None or record.subject != subject or not record.readable(now):
-            if record is not None and record.subject == subject and record.deadline()[1] is (
-                DeleteReason.IDLE
+            if (
+                record is not None
+                and record.subject == subject
+                and record.deadline()[1] is (DeleteReason.IDLE)
             ):
                 expected: type[Exception] | None = SessionExpiredError
             else:
@@ -188,8 +192,10 @@ class SessionLifecycle(RuleBasedStateMachine):
         assert record is not None
         # T1, T2: what a read returns is within its lifetime and not idle.
         assert now < metadata.expires_at
-        assert record.grace_ends_at is not None or record.idle is None or (
-            now - record.accessed_at < record.idle
+        assert (
+            record.grace_ends_at is not None
+            or record.idle is None
+            or (now - record.accessed_at < record.idle)
         )
         new_sessions = []
         if record.grace_ends_at is not None:
@@ -202,9 +208,7 @@ class SessionLifecycle(RuleBasedStateMachine):
             self.renewed.add(session_id)
             record.grace_ends_at = now + self.grace
             lifetime = record.expires_at - record.created_at
-            self.model[renewed] = Expected(
-                subject, device, now, now, now + lifetime, record.idle
-            )
+            self.model[renewed] = Expected(subject, device, now, now, now + lifetime, record.idle)
             new_sessions.append(renewed)
         else:
             assert renewed is None
@@ -286,7 +290,6 @@ class SessionLifecycle(RuleBasedStateMachine):
     @invariant()
     def each_removal_emitted_one_event_with_its_reason(self) -> None:
         assert Counter(self.events) == Counter(self.expected_events)
-
 
 
 # Example counts come from the profile loaded in conftest.py ("ci" under CI).

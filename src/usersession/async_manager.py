@@ -85,7 +85,7 @@ class AsyncUserSessionManager(_ManagerCore):
         self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
     ) -> str | None:
         """See `UserSessionManager.renew`."""
-        self._check_read(subject, session_id, context)
+        self._check_renew(subject, session_id, metadata, context)
         return await self._renew(subject, session_id, metadata, context, self._clock())
 
     async def _renew(

@@ -151,6 +151,18 @@ class _ManagerCore:
             check_session_id(session_id)
             check_context(context)
 
+    @classmethod
+    def _check_renew(
+        cls, subject: object, session_id: object, metadata: object, context: object
+    ) -> None:
+        cls._check_read(subject, session_id, context)
+        if not isinstance(metadata, SessionMetadata):
+            raise InvalidTypeError(
+                ErrorCode.INVALID_OPTION,
+                f"metadata must be the SessionMetadata a read returned, "
+                f"not {type(metadata).__name__}.",
+            )
+
     def _judge(
         self,
         subject: str,
@@ -324,7 +336,7 @@ class UserSessionManager(_ManagerCore):
         """Replace a session by a new one now; return the new id, or None if
         the session was renewed already (by anyone) or is gone. The old
         session stays readable for `renewal_grace` seconds."""
-        self._check_read(subject, session_id, context)
+        self._check_renew(subject, session_id, metadata, context)
         return self._renew(subject, session_id, metadata, context, self._clock())
 
     def _renew(
