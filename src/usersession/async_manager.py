@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .clock import Clock
 from .errors import SessionStorageError
-from .manager import ReadHook, RenewHooks, _ManagerCore
-from .options import Timeouts, check_handle, check_session_id, check_subject
+from .manager import _ManagerCore
+from .options import check_handle, check_session_id, check_subject
 from .policy import Verdict
 from .session import SessionContext, SessionMetadata
 from .storage.protocol import AsyncSessionStorage, DeleteReason
 
 
-class AsyncUserSessionManager(_ManagerCore):
+class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
     """Creates, reads, renews and deletes sessions over an `AsyncSessionStorage`
     (`AsyncRedisSessionStorage`). Same options, methods, errors and costs as
     `UserSessionManager`; each method is a coroutine.
@@ -26,33 +25,6 @@ class AsyncUserSessionManager(_ManagerCore):
     Hooks (`read_hook`, `renew_hooks`) stay plain functions: they decide, they
     do no I/O.
     """
-
-    def __init__(
-        self,
-        storage: AsyncSessionStorage,
-        *,
-        session_ttl: int,
-        id_bytes: int = 24,
-        timeouts: Timeouts | None = None,
-        read_hook: ReadHook | None = None,
-        renew_hooks: RenewHooks | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(
-            storage,
-            session_ttl=session_ttl,
-            id_bytes=id_bytes,
-            timeouts=timeouts,
-            read_hook=read_hook,
-            renew_hooks=renew_hooks,
-            clock=clock,
-        )
-        self._storage = storage
-
-    @property
-    def storage(self) -> AsyncSessionStorage:
-        """The storage this manager works on."""
-        return self._storage
 
     async def create(self, subject: str, context: SessionContext, ttl: int | None = None) -> str:
         """See `UserSessionManager.create`."""

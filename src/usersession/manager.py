@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from .clock import Clock, system_clock
 from .errors import (
@@ -78,12 +79,15 @@ def check_same_device(
         )
 
 
-class _ManagerCore:
+StorageT = TypeVar("StorageT")
+
+
+class _ManagerCore(Generic[StorageT]):
     """State and decisions shared by the sync and the async manager."""
 
     def __init__(
         self,
-        storage: object,
+        storage: StorageT,
         *,
         session_ttl: int,
         id_bytes: int = 24,
@@ -93,6 +97,7 @@ class _ManagerCore:
         clock: Clock | None = None,
     ) -> None:
         options = validate_options(session_ttl, id_bytes, timeouts)
+        self._storage = storage
         self._session_ttl = options.session_ttl
         self._idle = options.idle
         self._renewal = options.renewal
@@ -114,6 +119,11 @@ class _ManagerCore:
 
     hash = staticmethod(session_handle)
     """`hash(session_id)`: the session's handle, safe to log and to show."""
+
+    @property
+    def storage(self) -> StorageT:
+        """The storage this manager works on."""
+        return self._storage
 
     @property
     def timeouts(self) -> Timeouts:
@@ -250,7 +260,7 @@ class _ManagerCore:
         return {handle: metadata for handle, metadata in listed if is_active(metadata, now)}
 
 
-class UserSessionManager(_ManagerCore):
+class UserSessionManager(_ManagerCore[SessionStorage]):
     """Creates, reads, renews and deletes the sessions of subjects (user ids).
 
     >>> from usersession import InMemorySessionStorage, SessionContext
@@ -264,33 +274,6 @@ class UserSessionManager(_ManagerCore):
     Every method costs O(1) storage operations except `read_all`,
     `delete_all` and `revoke` (O(sessions of the subject)).
     """
-
-    def __init__(
-        self,
-        storage: SessionStorage,
-        *,
-        session_ttl: int,
-        id_bytes: int = 24,
-        timeouts: Timeouts | None = None,
-        read_hook: ReadHook | None = None,
-        renew_hooks: RenewHooks | None = None,
-        clock: Clock | None = None,
-    ) -> None:
-        super().__init__(
-            storage,
-            session_ttl=session_ttl,
-            id_bytes=id_bytes,
-            timeouts=timeouts,
-            read_hook=read_hook,
-            renew_hooks=renew_hooks,
-            clock=clock,
-        )
-        self._storage = storage
-
-    @property
-    def storage(self) -> SessionStorage:
-        """The storage this manager works on."""
-        return self._storage
 
     def create(self, subject: str, context: SessionContext, ttl: int | None = None) -> str:
         """Start a session for `subject`; return its new id.
