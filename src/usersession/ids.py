@@ -18,9 +18,15 @@ import hashlib
 import os
 import weakref
 
+from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
+
 _POOL_BYTES = 48 * 1024
 """Random bytes drawn per refill: large enough to amortise the system call,
 small enough that a refill costs tens of microseconds."""
+
+MAX_ID_BYTES = 1024
+"""More random bytes per id than this (8192 bits) is a misconfiguration, not
+security: refused, so that a refill always yields many ids."""
 
 _generators: weakref.WeakSet[IdGenerator] = weakref.WeakSet()
 
@@ -36,6 +42,11 @@ class IdGenerator:
     __slots__ = ("__weakref__", "_chars", "_pool")
 
     def __init__(self, id_bytes: int) -> None:
+        if id_bytes > MAX_ID_BYTES:
+            raise InvalidOptionsError(
+                ErrorCode.INVALID_SESSION_ID_LENGTH,
+                f"id_bytes must be at most {MAX_ID_BYTES}, got {id_bytes}.",
+            )
         # ceil(8 * id_bytes / 6) characters of 6 bits each.
         self._chars = -(-id_bytes * 4 // 3)
         self._pool: list[str] = []
@@ -71,7 +82,13 @@ if hasattr(os, "register_at_fork"):
 def session_handle(session_id: str) -> str:
     """The handle of a session id: URL-safe base64 of its SHA-256, 43 chars.
 
-    O(len(session_id)). One-way: the id cannot be recovered from it.
+    O(len(session_id)). One-way: the id cannot be recovered from it. A
+    session id that is not a str raises `InvalidTypeError` (`INVALID_SESSION_ID`).
     """
+    if type(session_id) is not str:
+        raise InvalidTypeError(
+            ErrorCode.INVALID_SESSION_ID,
+            f"session id must be a str, not {type(session_id).__name__}.",
+        )
     digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")

@@ -44,7 +44,13 @@ import os
 import tempfile
 from typing import TYPE_CHECKING
 
-from ..errors import ErrorCode, SessionStorageError, SnapshotError
+from ..errors import (
+    ErrorCode,
+    InvalidOptionsError,
+    InvalidTypeError,
+    SessionStorageError,
+    SnapshotError,
+)
 from ..ids import session_handle
 from ..policy import deadline
 from ..session import Device, SessionMetadata
@@ -67,6 +73,7 @@ def save_snapshot(storage: InMemorySessionStorage, path: str | os.PathLike[str])
     """Write `storage` to `path` atomically; return how many sessions were
     written. O(sessions held); the storage's lock is held only while the
     sessions are copied, not while they are encoded and written."""
+    target = _check_path(path)
     with storage._lock:
         saved_at = storage.clock()
         copied = [
@@ -97,10 +104,10 @@ def save_snapshot(storage: InMemorySessionStorage, path: str | os.PathLike[str])
         separators=(",", ":"),
     ).encode("ascii")
     try:
-        _write_atomically(os.fspath(path), header + b"\n" + body)
-    except OSError as error:
+        _write_atomically(target, header + b"\n" + body)
+    except (OSError, ValueError) as error:
         raise SessionStorageError(
-            ErrorCode.STORAGE_FAILURE, f"Could not write the snapshot: {error.strerror}."
+            ErrorCode.STORAGE_FAILURE, f"Could not write the snapshot: {_reason(error)}."
         ) from error
     return len(rows)
 
@@ -110,12 +117,13 @@ def read_snapshot(path: str | os.PathLike[str], now: int) -> list[tuple[str, Ses
     (session_id, metadata) pairs ready to be filed. Raises `SnapshotError`
     (`SNAPSHOT_INVALID`) for a file that is not a whole, valid snapshot of
     this version, `SessionStorageError` if it cannot be read. O(file size)."""
+    source = _check_path(path)
     try:
-        with open(path, "rb") as file:
+        with open(source, "rb") as file:
             data = file.read()
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise SessionStorageError(
-            ErrorCode.STORAGE_FAILURE, f"Could not read the snapshot: {error.strerror}."
+            ErrorCode.STORAGE_FAILURE, f"Could not read the snapshot: {_reason(error)}."
         ) from error
     return decode_snapshot(data, now)
 
@@ -150,6 +158,27 @@ def decode_snapshot(data: bytes, now: int) -> list[tuple[str, SessionMetadata]]:
         if deadline(metadata)[0] > now:
             entries.append((session_id, metadata))
     return entries
+
+
+def _check_path(path: object) -> str:
+    """A snapshot path is a non-empty str or an `os.PathLike` of one (never
+    an int: `open` would take it for a file descriptor)."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if type(path) is not str:
+        raise InvalidTypeError(
+            ErrorCode.INVALID_OPTION,
+            f"path must be a str or an os.PathLike of str, not {type(path).__name__}.",
+        )
+    if not path:
+        raise InvalidOptionsError(ErrorCode.INVALID_OPTION, "path must not be empty.")
+    return path
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return type(error).__name__
 
 
 def _row(session_id: str, metadata: SessionMetadata) -> Row:
