@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from usersession import cli, demo
+from usersession import UserSessionManager, cli, demo
 
 
 def test_the_demo_walks_through_a_sessions_whole_life() -> None:
@@ -30,8 +30,6 @@ def test_the_demo_walks_through_a_sessions_whole_life() -> None:
 
 
 def test_the_demo_never_prints_a_raw_session_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    from usersession.manager import UserSessionManager
-
     issued: list[str] = []
     original = UserSessionManager.create
 

@@ -161,6 +161,21 @@ class SessionLifecycle(RuleBasedStateMachine):
         own=st.sampled_from([True, True, True, False]),
     )
     def read(self, session_id: str, subject: str, device: Device | None, own: bool) -> object:
+        return self._read(session_id, subject, device, own)
+
+    # A session read a while after its last read is where idle, renewal and
+    # the lazy re-filing of touched sessions meet: make that common.
+    @rule(
+        target=sessions,
+        session_id=sessions,
+        device=st.none(),
+        seconds=st.integers(1, 12),
+    )
+    def wait_then_read(self, session_id: str, device: Device | None, seconds: int) -> object:
+        self.clock.advance(seconds)
+        return self._read(session_id, "alice", device, own=True)
+
+    def _read(self, session_id: str, subject: str, device: Device | None, own: bool) -> object:
         now = self.clock()
         record = self.model.get(session_id)
         if own and record is not None:
