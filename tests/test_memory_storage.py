@@ -10,6 +10,7 @@ import pytest
 from usersession import (
     DeleteReason,
     InMemorySessionStorage,
+    InvalidTypeError,
     ManualClock,
     SessionContext,
     SessionMetadata,
@@ -182,3 +183,12 @@ def test_the_metadata_handed_out_is_read_only() -> None:
     with pytest.raises(AttributeError):
         metadata.expires_at = START + 10**9  # type: ignore[misc]
     assert session_id not in repr(metadata)
+
+
+@pytest.mark.parametrize("now", ["later", 1.5, None.__class__])
+def test_collect_refuses_a_time_that_is_not_whole_seconds(now: object) -> None:
+    rig = setup()
+    rig.manager.create("uid1", CONTEXT)
+    with pytest.raises(InvalidTypeError):
+        rig.storage.collect(now)  # type: ignore[arg-type]
+    assert len(rig.storage) == 1

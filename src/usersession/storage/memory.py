@@ -33,7 +33,7 @@ import traceback
 from collections import Counter
 
 from ..clock import Clock, system_clock
-from ..errors import ErrorCode, SessionLimitError, SessionStorageError
+from ..errors import ErrorCode, InvalidTypeError, SessionLimitError, SessionStorageError
 from ..garbage_collector import BucketGarbageCollector
 from ..ids import session_handle
 from ..policy import deadline
@@ -252,8 +252,14 @@ class InMemorySessionStorage:
     def collect(self, now: int | None = None) -> int:
         """Evict everything due at `now` (default: this storage's clock);
         return how many sessions were removed. O(sessions due)."""
+        if now is None:
+            now = self.clock()
+        elif type(now) is not int:
+            raise InvalidTypeError(
+                ErrorCode.INVALID_CLOCK, f"now must be an int of seconds, not {type(now).__name__}."
+            )
         with self._lock:
-            return self._sweep(self.clock() if now is None else now)
+            return self._sweep(now)
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(subject, session_id, metadata, reason)` after each
