@@ -359,9 +359,12 @@ def test_a_save_killed_at_any_point_leaves_the_previous_snapshot_whole(
     kills = 0
     changed = 0
     while kills < MAX_KILLS and time.monotonic() - started < TIME_BUDGET:
+        ready_read, ready_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child until killed
             try:
+                os.close(ready_read)
+                os.write(ready_write, b"!")
                 generation = seen
                 while True:
                     _insert(storage, f"generation-{generation}", clock(), generation)
@@ -369,6 +372,11 @@ def test_a_save_killed_at_any_point_leaves_the_previous_snapshot_whole(
                     generation += 1
             finally:
                 os._exit(0)
+        # Time the kill from the child's start, not from the fork: on a busy
+        # machine a child can take longer to get going than a save takes.
+        os.close(ready_write)
+        os.read(ready_read, 1)
+        os.close(ready_read)
         time.sleep(rng.uniform(0, 3 * save_seconds))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
