@@ -73,6 +73,7 @@ BAD_OPTIONS = [
     ({"session_ttl": -5}, ErrorCode.INVALID_TTL),
     ({"session_ttl": 1.5}, ErrorCode.INVALID_TTL),
     ({"id_bytes": 15}, ErrorCode.INVALID_SESSION_ID_LENGTH),
+    ({"id_bytes": 1025}, ErrorCode.INVALID_SESSION_ID_LENGTH),
     ({"timeouts": Timeouts(idle=0)}, ErrorCode.INVALID_IDLE_TIMEOUT),
     ({"timeouts": Timeouts(idle=100)}, ErrorCode.INVALID_IDLE_TIMEOUT),
     ({"timeouts": Timeouts(renewal=100, renewal_grace=5)}, ErrorCode.INVALID_RENEW_TIMEOUT),

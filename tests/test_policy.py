@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from usersession import DeleteReason, SessionContext, SessionMetadata
 from usersession.policy import Verdict, deadline, is_active, read_verdict, renewed_metadata
 
@@ -80,3 +83,30 @@ def test_a_renewed_session_keeps_subject_lifetime_and_idle() -> None:
     assert new.expires_at - new.created_at == 7200
     assert new._idle == 60
     assert not new.renewed
+
+
+@given(
+    created_at=st.integers(0, 100),
+    accessed_after=st.integers(0, 100),
+    lifetime=st.integers(1, 200),
+    idle=st.none() | st.integers(1, 100),
+    grace=st.none() | st.integers(0, 100),
+    now=st.integers(0, 400),
+)
+def test_is_active_is_a_touch_verdict_without_renewal(
+    created_at: int,
+    accessed_after: int,
+    lifetime: int,
+    idle: int | None,
+    grace: int | None,
+    now: int,
+) -> None:
+    """is_active is spelled out for speed; it must judge exactly as read_verdict."""
+    meta = session(
+        created_at=created_at,
+        accessed_at=created_at + accessed_after,
+        expires_at=created_at + lifetime,
+        idle=idle,
+        grace_ends_at=None if grace is None else created_at + grace,
+    )
+    assert is_active(meta, now) == (read_verdict(meta, now, None) is Verdict.TOUCH)

@@ -79,6 +79,20 @@ class Expected:
     def readable(self, now: int) -> bool:
         return now < self.deadline()[0]
 
+    def gone(self, now: int) -> bool:
+        """Past expires_at, or past the grace of a renewal."""
+        if now >= self.expires_at:
+            return True
+        return self.grace_ends_at is not None and now >= self.grace_ends_at
+
+    def idle_at(self, now: int) -> bool:
+        """Idle at `now` (a superseded session never is)."""
+        return (
+            self.grace_ends_at is None
+            and self.idle is not None
+            and now - self.accessed_at >= self.idle
+        )
+
     def active(self, now: int) -> bool:
         return self.grace_ends_at is None and self.readable(now)
 
@@ -181,17 +195,14 @@ class SessionLifecycle(RuleBasedStateMachine):
         if own and record is not None:
             subject = record.subject
         context = SessionContext("10.0.0.2", device)
-        if record is None or record.subject != subject or not record.readable(now):
-            if (
-                record is not None
-                and record.subject == subject
-                and record.deadline()[1] is (DeleteReason.IDLE)
-            ):
-                expected: type[Exception] | None = SessionExpiredError
-            else:
-                expected = SessionNotFoundError
+        # DESIGN.md's read order: gone, then the device, then idle.
+        expected: type[Exception] | None
+        if record is None or record.subject != subject or record.gone(now):
+            expected = SessionNotFoundError
         elif device is not None and record.device is not None and device != record.device:
             expected = SessionDeviceMismatchError
+        elif record.idle_at(now):
+            expected = SessionExpiredError
         else:
             expected = None
         try:

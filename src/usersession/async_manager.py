@@ -81,8 +81,7 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
     async def read_all(self, subject: str) -> Mapping[str, SessionMetadata]:
         """See `UserSessionManager.read_all`."""
         check_subject(subject)
-        now = self._clock()
-        return self._active(await self._storage.read_all(subject, now), now)
+        return dict(await self._storage.read_all(subject, self._clock()))
 
     async def delete(self, subject: str, session_id: str) -> None:
         """See `UserSessionManager.delete`."""

@@ -14,19 +14,18 @@ processes and releases, safe to log and to show, useless as a credential.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import weakref
+from binascii import b2a_base64 as _b2a_base64
+from hashlib import sha256 as _sha256
 
-from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
+from .options import check_session_id
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 _POOL_BYTES = 48 * 1024
 """Random bytes drawn per refill: large enough to amortise the system call,
 small enough that a refill costs tens of microseconds."""
-
-MAX_ID_BYTES = 1024
-"""More random bytes per id than this (8192 bits) is a misconfiguration, not
-security: refused, so that a refill always yields many ids."""
 
 _generators: weakref.WeakSet[IdGenerator] = weakref.WeakSet()
 
@@ -42,11 +41,7 @@ class IdGenerator:
     __slots__ = ("__weakref__", "_chars", "_pool")
 
     def __init__(self, id_bytes: int) -> None:
-        if id_bytes > MAX_ID_BYTES:
-            raise InvalidOptionsError(
-                ErrorCode.INVALID_SESSION_ID_LENGTH,
-                f"id_bytes must be at most {MAX_ID_BYTES}, got {id_bytes}.",
-            )
+        """`id_bytes` as `options.validate_options` accepts it (16 to 1024)."""
         # ceil(8 * id_bytes / 6) characters of 6 bits each.
         self._chars = -(-id_bytes * 4 // 3)
         self._pool: list[str] = []
@@ -86,9 +81,11 @@ def session_handle(session_id: str) -> str:
     session id that is not a str raises `InvalidTypeError` (`INVALID_SESSION_ID`).
     """
     if type(session_id) is not str:
-        raise InvalidTypeError(
-            ErrorCode.INVALID_SESSION_ID,
-            f"session id must be a str, not {type(session_id).__name__}.",
-        )
-    digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+        check_session_id(session_id)
+    try:
+        data = session_id.encode()
+    except UnicodeEncodeError:  # a lone surrogate: still a str, still hashable
+        data = session_id.encode("utf-8", "surrogatepass")
+    # Each step one C call: a tenth cheaper than urlsafe_b64encode + rstrip,
+    # which read_all pays once per session it lists for the first time.
+    return _b2a_base64(_sha256(data).digest(), newline=False)[:43].translate(_URL_SAFE).decode()

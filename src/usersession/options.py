@@ -15,6 +15,10 @@ from .session import SessionContext
 MIN_ID_BYTES = 16
 """Fewer random bytes than this (128 bits) make ids guessable at scale: refused."""
 
+MAX_ID_BYTES = 1024
+"""More random bytes per id than this (8192 bits) is a misconfiguration, not
+security: refused, so that an id pool refill always yields many ids."""
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
@@ -53,6 +57,11 @@ def validate_options(session_ttl: object, id_bytes: object, timeouts: object) ->
         raise InvalidOptionsError(
             ErrorCode.INVALID_SESSION_ID_LENGTH,
             f"id_bytes must be at least {MIN_ID_BYTES} (128 bits), got {size}.",
+        )
+    if size > MAX_ID_BYTES:
+        raise InvalidOptionsError(
+            ErrorCode.INVALID_SESSION_ID_LENGTH,
+            f"id_bytes must be at most {MAX_ID_BYTES}, got {size}.",
         )
     if timeouts is None:
         timeouts = Timeouts()

@@ -101,7 +101,6 @@ class SessionMetadata:
         created_at: int,
         accessed_at: int,
         expires_at: int,
-        *,
         idle: int | None = None,
         grace_ends_at: int | None = None,
         renewed_by: str | None = None,

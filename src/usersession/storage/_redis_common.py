@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 from ..clock import Clock, system_clock
 from ..errors import ErrorCode, InvalidOptionsError, InvalidTypeError, SessionStorageError
-from ..policy import deadline
+from ..policy import deadline, is_active
 from ..session import Device, SessionMetadata
 from .protocol import DeleteReason, Listener
 
@@ -564,9 +564,10 @@ class RedisStorageCore:
         return _as_str(renewed_by)
 
     def _after_read_all(
-        self, subject: str, reply: Sequence[Value]
+        self, subject: str, reply: Sequence[Value], now: int
     ) -> list[tuple[str, SessionMetadata]]:
-        return decode_listed(self._serializer, subject, reply)
+        listed = decode_listed(self._serializer, subject, reply)
+        return [(handle, metadata) for handle, metadata in listed if is_active(metadata, now)]
 
     def _after_delete(
         self, subject: str, handle: str, reply: Sequence[Value], reason: DeleteReason

@@ -29,6 +29,10 @@ class DeleteReason(Enum):
     EVICTED = "evicted"
     """A capacity limit made room for a newer session."""
 
+    # Members are singletons, so identity hashing is correct; Enum's own
+    # __hash__ is Python code, and every removal counts its reason in a dict.
+    __hash__ = object.__hash__
+
 
 Listener = Callable[[str, str, SessionMetadata, DeleteReason], None]
 """Called as `listener(subject, session_id, metadata, reason)` once per removal."""
@@ -75,8 +79,8 @@ class SessionStorage(Protocol):
         gone, return None."""
 
     def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
-        """Every stored session of `subject` as (handle, metadata) pairs,
-        filtering nothing but what is past `expires_at`."""
+        """The subject's active sessions at `now` (`policy.is_active`: not
+        expired, not idle, not superseded) as (handle, metadata) pairs."""
 
     def delete(
         self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED

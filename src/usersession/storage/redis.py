@@ -152,7 +152,7 @@ class RedisSessionStorage(RedisStorageCore):
         keys = [self._layout.index_key(subject)]
         with redis_errors("list the sessions of", subject):
             reply = self._read_all(keys, [self._layout.session_key_prefix(subject), now])
-        return self._after_read_all(subject, reply)
+        return self._after_read_all(subject, reply, now)
 
     def delete(
         self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED
@@ -256,7 +256,7 @@ class AsyncRedisSessionStorage(RedisStorageCore):
         keys = [self._layout.index_key(subject)]
         with redis_errors("list the sessions of", subject):
             reply = await self._read_all(keys, [self._layout.session_key_prefix(subject), now])
-        return self._after_read_all(subject, reply)
+        return self._after_read_all(subject, reply, now)
 
     async def delete(
         self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED
