@@ -329,7 +329,12 @@ class InMemorySessionStorage:
 
     def _file(self, subject: str, session_id: str, metadata: SessionMetadata) -> None:
         metadata._subject = subject
-        due = metadata._due = deadline(metadata)[0]
+        due = metadata._expires_at
+        if metadata._idle is not None or metadata._grace_ends_at is not None:
+            # Only idle and grace bring a deadline before expires_at; skipping
+            # deadline() otherwise saves a call on every plain create.
+            due = deadline(metadata)[0]
+        metadata._due = due
         self._sessions[session_id] = metadata
         session_ids = self._subjects.get(subject)
         if session_ids is None:
