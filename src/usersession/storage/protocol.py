@@ -35,7 +35,11 @@ class DeleteReason(Enum):
 
 
 Listener = Callable[[str, str, SessionMetadata, DeleteReason], None]
-"""Called as `listener(subject, session_id, metadata, reason)` once per removal."""
+"""Called as `listener(subject, session_id, metadata, reason)` once per removal.
+
+A storage that keeps only hashed ids (Redis) passes the session's handle as
+the second argument: it has no id to give. A listener that logs must log
+`UserSessionManager.hash(session_id)`, never the id itself."""
 
 
 class SessionStorage(Protocol):
