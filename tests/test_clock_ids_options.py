@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -12,6 +13,7 @@ from usersession import (
     InvalidOptionsError,
     InvalidTypeError,
     ManualClock,
+    RenewHooks,
     Timeouts,
     UserSessionManager,
     system_clock,
@@ -110,3 +112,26 @@ def test_a_grace_without_renewal_is_ignored_as_in_the_seed() -> None:
         InMemorySessionStorage(), session_ttl=100, timeouts=Timeouts(renewal_grace=1000)
     )
     assert manager.timeouts == Timeouts()
+
+
+def test_a_clock_that_returns_fractions_is_refused_at_construction() -> None:
+    with pytest.raises(InvalidTypeError) as caught:
+        UserSessionManager(InMemorySessionStorage(), session_ttl=60, clock=time.time)
+    assert caught.value.code is ErrorCode.INVALID_CLOCK
+    with pytest.raises(InvalidTypeError):
+        InMemorySessionStorage(clock=time.time)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("options", [{"read_hook": 42}, {"clock": 5}])
+def test_hooks_and_clocks_that_cannot_be_called_are_refused_at_construction(
+    options: dict[str, object],
+) -> None:
+    with pytest.raises(InvalidTypeError):
+        UserSessionManager(InMemorySessionStorage(), session_ttl=60, **options)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError):
+        RenewHooks(on_already_renewed_here=42)  # type: ignore[arg-type]
+
+
+def test_a_listener_that_cannot_be_called_is_refused() -> None:
+    with pytest.raises(InvalidTypeError):
+        InMemorySessionStorage().add_listener(5)  # type: ignore[arg-type]

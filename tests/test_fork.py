@@ -9,7 +9,13 @@ import os
 
 import pytest
 
-from usersession import InMemorySessionStorage, SessionContext, UserSessionManager
+from usersession import (
+    InMemorySessionStorage,
+    ManualClock,
+    SessionContext,
+    Timeouts,
+    UserSessionManager,
+)
 from usersession.ids import IdGenerator
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -64,3 +70,23 @@ def test_two_children_of_one_parent_do_not_share_ids_either() -> None:
     first = _ids_from_child(generator.new_id)
     second = _ids_from_child(generator.new_id)
     assert not set(first) & set(second)
+
+
+def test_a_forked_manager_makes_renewal_claims_of_its_own() -> None:
+    """A forked worker renewing the same session as its parent must not be
+    told it won when the parent did: its claims and its token are its own."""
+    clock = ManualClock(1_000)
+    storage = InMemorySessionStorage(clock=clock)
+    manager = UserSessionManager(
+        storage, session_ttl=100, timeouts=Timeouts(renewal=10, renewal_grace=5)
+    )
+    context = SessionContext("10.0.0.1")
+    metadata = storage.read("uid1", manager.create("uid1", context), clock())
+    assert metadata is not None
+    parent_claim = manager._successor(metadata, context, clock())[3]
+    child_claims = _ids_from_child(lambda: manager._successor(metadata, context, clock())[3])
+    child_tokens = {claim.partition(":")[0] for claim in child_claims}
+    assert parent_claim not in child_claims
+    assert len(set(child_claims)) == DRAWN
+    assert len(child_tokens) == 1
+    assert manager._token not in child_tokens

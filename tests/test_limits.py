@@ -223,7 +223,9 @@ def test_an_evicted_session_is_never_renewed_afterwards(clock: ManualClock) -> N
     first = manager.create("alice", CONTEXT)
     metadata = storage._sessions[first]
     manager.create("alice", CONTEXT)
-    assert manager.renew("alice", first, metadata, CONTEXT) is None
+    with pytest.raises(SessionNotFoundError):
+        manager.renew("alice", first, metadata, CONTEXT)
+    assert len(storage) == 1
 
 
 def test_both_limits_together_evict_per_subject_first(clock: ManualClock) -> None:

@@ -409,7 +409,28 @@ def test_explicit_renew_returns_a_new_id_once(
     new = manager.renew("uid1", old, metadata, LAPTOP)
     assert new is not None
     assert manager.renew("uid1", old, metadata, LAPTOP) is None
-    assert manager.renew("uid1", "not-a-session", metadata, LAPTOP) is None
+    with pytest.raises(SessionNotFoundError):
+        manager.renew("uid1", "not-a-session", metadata, LAPTOP)
+
+
+def test_explicit_renew_judges_the_stored_session_as_a_read_does(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    manager = make_manager(session_ttl=100, timeouts=Timeouts(idle=10, renewal=50, renewal_grace=5))
+    short = manager.create("uid1", LAPTOP, ttl=20)
+    long = manager.create("uid1", LAPTOP)
+    long_metadata, _ = manager.read("uid1", long, LAPTOP)
+    # Another device may not renew, whatever metadata it brings.
+    with pytest.raises(SessionDeviceMismatchError):
+        manager.renew("uid1", short, long_metadata, PHONE)
+    # The successor is built from the stored session, not from the argument.
+    new = manager.renew("uid1", short, long_metadata, LAPTOP)
+    assert new is not None
+    successor, _ = manager.read("uid1", new, LAPTOP)
+    assert successor.expires_at - successor.created_at == 20
+    clock.advance(10)
+    with pytest.raises(SessionExpiredError):
+        manager.renew("uid1", long, long_metadata, LAPTOP)
 
 
 def test_explicit_renew_without_a_grace_period_is_refused(make_manager: MakeManager) -> None:
@@ -536,3 +557,19 @@ def test_errors_name_a_session_by_its_handle_never_its_id(
         text = " ".join(f"{e!s} {e!r}" for e in chain if e is not None)
         assert session_id not in text
         assert UserSessionManager.hash(session_id) in str(failure)
+
+
+def test_a_delayed_touch_never_moves_the_last_access_backwards(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    manager = make_manager(session_ttl=100, timeouts=Timeouts(idle=10))
+    session_id = manager.create("uid1", LAPTOP)
+    storage = manager.storage
+    clock.advance(5)
+    slow = storage.read("uid1", session_id, clock())  # a reader that stalls here
+    clock.advance(3)
+    manager.read("uid1", session_id, LAPTOP)  # a later reader, at +8
+    storage.touch("uid1", session_id, slow, START + 5)  # the stalled touch lands
+    clock.advance(9)  # +17: 9 s after the last access, 12 s after the stalled one
+    metadata, _ = manager.read("uid1", session_id, LAPTOP)
+    assert metadata.accessed_at == START + 17

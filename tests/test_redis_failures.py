@@ -12,6 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -111,10 +112,18 @@ def test_a_failed_renewal_is_typed_and_tells_the_hook(own_server: RedisServer) -
         clock=lambda: clock_now[0],
     )
     session_id = manager.create("uid1", CONTEXT)
-    metadata = manager.read("uid1", session_id, CONTEXT)[0]
-    own_server.stop()
+    storage = manager.storage
+    renew = storage.renew
+
+    def renew_after_the_server_died(*args: Any) -> str | None:
+        # The read before it succeeded; the server goes away in between.
+        own_server.stop()
+        return renew(*args)
+
+    storage.renew = renew_after_the_server_died  # type: ignore[method-assign]
+    clock_now[0] += 600
     with pytest.raises(SessionStorageError) as raised:
-        manager.renew("uid1", session_id, metadata, CONTEXT)
+        manager.read("uid1", session_id, CONTEXT)
     assert_typed(raised.value, [session_id])
     assert failures == [(session_id, raised.value)]
     client.close()

@@ -36,13 +36,25 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
         self, subject: str, session_id: str, context: SessionContext
     ) -> tuple[SessionMetadata, str | None]:
         """See `UserSessionManager.read`."""
+        return await self._read(subject, session_id, context, self._renewal)
+
+    async def renew(
+        self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
+    ) -> str | None:
+        """See `UserSessionManager.renew`."""
+        self._check_renew(subject, session_id, metadata, context)
+        return (await self._read(subject, session_id, context, 0))[1]
+
+    async def _read(
+        self, subject: str, session_id: str, context: SessionContext, renewal: int | None
+    ) -> tuple[SessionMetadata, str | None]:
         self._check_read(subject, session_id, context)
         now = self._clock()
         storage = self._storage
         metadata = await storage.read(subject, session_id, now)
         if metadata is None:
             raise self._not_found(session_id)
-        verdict = self._judge(subject, session_id, context, metadata, now)
+        verdict = self._judge(subject, session_id, context, metadata, now, renewal)
         if verdict is Verdict.TOUCH:
             await storage.touch(subject, session_id, metadata, now)
             return metadata, None
@@ -52,13 +64,6 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
             await storage.delete(subject, session_id, DeleteReason.IDLE)
             raise self._expired(session_id)
         return metadata, await self._renew(subject, session_id, metadata, context, now)
-
-    async def renew(
-        self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
-    ) -> str | None:
-        """See `UserSessionManager.renew`."""
-        self._check_renew(subject, session_id, metadata, context)
-        return await self._renew(subject, session_id, metadata, context, self._clock())
 
     async def _renew(
         self,

@@ -21,6 +21,24 @@ def system_clock() -> int:
     return int(time.time())
 
 
+def check_clock(clock: object) -> Clock:
+    """A clock must be callable and return whole seconds (an int: a float
+    clock such as `time.time` would leak fractions into every timestamp).
+    Calls it once."""
+    if not callable(clock):
+        raise InvalidTypeError(
+            ErrorCode.INVALID_CLOCK, f"clock must be callable, not {type(clock).__name__}."
+        )
+    now = clock()
+    if type(now) is not int:
+        raise InvalidTypeError(
+            ErrorCode.INVALID_CLOCK,
+            f"clock must return an int of Unix seconds, not {type(now).__name__} "
+            "(wrap it: lambda: int(time.time())).",
+        )
+    return clock
+
+
 class ManualClock:
     """A clock that stands still until `advance` moves it.
 

@@ -8,14 +8,15 @@ sequence the storage calls around it, so no rule is written twice.
 
 from __future__ import annotations
 
-import itertools
 import logging
+import os
 import secrets
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from .clock import Clock, system_clock
+from .clock import Clock, check_clock, system_clock
 from .errors import (
     ErrorCode,
     InvalidOptionsError,
@@ -63,6 +64,18 @@ class RenewHooks:
     on_already_renewed_elsewhere: Callable[[str], None] | None = None
     on_old_session_delete_failure: Callable[[str, Exception], None] | None = None
 
+    def __post_init__(self) -> None:
+        for name in (
+            "on_already_renewed_here",
+            "on_already_renewed_elsewhere",
+            "on_old_session_delete_failure",
+        ):
+            hook = getattr(self, name)
+            if hook is not None and not callable(hook):
+                raise InvalidTypeError(
+                    ErrorCode.INVALID_OPTION, f"{name} must be callable or None."
+                )
+
 
 def check_same_device(
     subject: str, session_id: str, context: SessionContext, metadata: SessionMetadata
@@ -87,9 +100,23 @@ def check_same_device(
 
 StorageT = TypeVar("StorageT")
 
+_managers: weakref.WeakSet[_ManagerCore[Any]] = weakref.WeakSet()
+
+
+def _new_tokens_after_fork() -> None:
+    # A forked worker is another manager: its renewals are not its parent's.
+    for manager in list(_managers):
+        manager._token = secrets.token_hex(8)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_tokens_after_fork)
+
 
 class _ManagerCore(Generic[StorageT]):
     """State and decisions shared by the sync and the async manager."""
+
+    __weakref__: object
 
     def __init__(
         self,
@@ -110,18 +137,19 @@ class _ManagerCore(Generic[StorageT]):
         self._renewal_grace = options.renewal_grace
         self._read_hook = check_same_device if read_hook is None else read_hook
         self._renew_hooks = RenewHooks() if renew_hooks is None else renew_hooks
+        if not callable(self._read_hook):
+            raise InvalidTypeError(ErrorCode.INVALID_OPTION, "read_hook must be callable.")
         if not isinstance(self._renew_hooks, RenewHooks):
             raise InvalidTypeError(ErrorCode.INVALID_OPTION, "renew_hooks must be a RenewHooks.")
         if clock is None:
             clock = getattr(storage, "clock", None) or system_clock
-        if not callable(clock):
-            raise InvalidTypeError(ErrorCode.INVALID_CLOCK, "clock must be callable.")
-        self._clock: Clock = clock
+        self._clock: Clock = check_clock(clock)
         self._ids = IdGenerator(options.id_bytes)
-        # A renewal is claimed as "<token>:<n>": the token tells renewals made
-        # here from those made elsewhere, n tells this call from earlier ones.
+        # A renewal is claimed as "<token>:<random>": the token tells renewals
+        # made here from those made elsewhere, the random part tells this call
+        # from every other (a counter would repeat in a forked child).
         self._token = secrets.token_hex(8)
-        self._claims = itertools.count()
+        _managers.add(self)
 
     hash = staticmethod(session_handle)
     """`hash(session_id)`: the session's handle, safe to log and to show."""
@@ -188,11 +216,12 @@ class _ManagerCore(Generic[StorageT]):
         context: SessionContext,
         metadata: SessionMetadata,
         now: int,
+        renewal: int | None,
     ) -> Verdict:
         """Steps 1-3 of a read of a stored session: gone, the read hook, the
         grace. Raises or returns what the shell must do next (GRACE, IDLE,
         RENEW or TOUCH)."""
-        verdict = read_verdict(metadata, now, self._renewal)
+        verdict = read_verdict(metadata, now, renewal)
         if verdict is Verdict.GONE:
             raise self._not_found(session_id)
         self._read_hook(subject, session_id, context, metadata)
@@ -227,7 +256,7 @@ class _ManagerCore(Generic[StorageT]):
                 "Renewing needs Timeouts.renewal and renewal_grace.",
             )
         grace_ends_at = grace_end(now, self._renewal_grace)
-        claim = f"{self._token}:{next(self._claims)}"
+        claim = f"{self._token}:{secrets.token_hex(8)}"
         return self._ids.new_id(), renewed_metadata(metadata, context, now), grace_ends_at, claim
 
     def _renewal_outcome(
@@ -293,16 +322,37 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
         `renewed_id` is the new session id when this read renewed the session
         (send it to the client: the old id works only for the grace period),
         else None. Raises `SessionNotFoundError` (unknown, deleted, expired or
-        another subject's), `SessionDeviceMismatchError` (default read hook)
-        or `SessionExpiredError` (idle; the session is deleted).
+        another subject's), `SessionDeviceMismatchError` (default read hook),
+        `SessionExpiredError` (idle; the session is deleted), and, when it
+        renews on a full storage with a `REFUSE` limit, `SessionLimitError`
+        (the session itself stays valid).
         """
+        return self._read(subject, session_id, context, self._renewal)
+
+    def renew(
+        self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
+    ) -> str | None:
+        """Replace a session by a new one now, whatever its age; return the new
+        id, or None if it was renewed already (by anyone). The old session
+        stays readable for `renewal_grace` seconds.
+
+        The session is judged as a read judges it (not found, read hook, idle:
+        the same errors), and the successor is built from the stored session;
+        `metadata` is checked but only kept for the original's signature.
+        """
+        self._check_renew(subject, session_id, metadata, context)
+        return self._read(subject, session_id, context, 0)[1]
+
+    def _read(
+        self, subject: str, session_id: str, context: SessionContext, renewal: int | None
+    ) -> tuple[SessionMetadata, str | None]:
         self._check_read(subject, session_id, context)
         now = self._clock()
         storage = self._storage
         metadata = storage.read(subject, session_id, now)
         if metadata is None:
             raise self._not_found(session_id)
-        verdict = self._judge(subject, session_id, context, metadata, now)
+        verdict = self._judge(subject, session_id, context, metadata, now, renewal)
         if verdict is Verdict.TOUCH:
             storage.touch(subject, session_id, metadata, now)
             return metadata, None
@@ -312,15 +362,6 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
             storage.delete(subject, session_id, DeleteReason.IDLE)
             raise self._expired(session_id)
         return metadata, self._renew(subject, session_id, metadata, context, now)
-
-    def renew(
-        self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
-    ) -> str | None:
-        """Replace a session by a new one now; return the new id, or None if
-        the session was renewed already (by anyone) or is gone. The old
-        session stays readable for `renewal_grace` seconds."""
-        self._check_renew(subject, session_id, metadata, context)
-        return self._renew(subject, session_id, metadata, context, self._clock())
 
     def _renew(
         self,

@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from redis.exceptions import RedisError
 
-from ..clock import Clock, system_clock
+from ..clock import Clock, check_clock, system_clock
 from ..errors import ErrorCode, InvalidOptionsError, InvalidTypeError, SessionStorageError
 from ..policy import deadline, is_active
 from ..session import Device, SessionMetadata
@@ -209,6 +209,9 @@ TOUCH = (
 -- A deleted session is not re-created; a superseded one is not extended.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'grace_ends_at') == 1 then return 0 end
+-- Never backwards: a delayed touch must not undo a later one's.
+local accessed_at = tonumber(redis.call('HGET', KEYS[1], 'accessed_at'))
+if accessed_at and accessed_at >= tonumber(ARGV[2]) then return 1 end
 redis.call('HSET', KEYS[1], 'accessed_at', ARGV[2])
 if ARGV[3] ~= '' then
   local now = tonumber(ARGV[2])
@@ -454,7 +457,7 @@ class RedisStorageCore:
     ) -> None:
         self._layout = KeyLayout(key_prefix)
         self._serializer: Serializer = JsonSerializer() if serializer is None else serializer
-        self.clock: Clock = system_clock if clock is None else clock
+        self.clock: Clock = system_clock if clock is None else check_clock(clock)
         self._listeners: list[Listener] = []
 
     @property

@@ -32,7 +32,7 @@ import threading
 import traceback
 from collections import Counter
 
-from ..clock import Clock, system_clock
+from ..clock import Clock, check_clock, system_clock
 from ..errors import ErrorCode, InvalidTypeError, SessionLimitError, SessionStorageError
 from ..garbage_collector import BucketGarbageCollector
 from ..ids import session_handle
@@ -103,7 +103,7 @@ class InMemorySessionStorage:
         # The one test the hot path pays when no limit is set.
         self._limited = self._max_sessions is not None or self._max_per_subject is not None
         self._refused = 0
-        self.clock: Clock = clock if clock is not None else system_clock
+        self.clock: Clock = system_clock if clock is None else check_clock(clock)
         self._sessions: dict[str, SessionMetadata] = {}
         self._subjects: dict[str, set[str]] = {}
         self._collector: BucketGarbageCollector[str] = BucketGarbageCollector()
@@ -145,10 +145,14 @@ class InMemorySessionStorage:
             return metadata
 
     def touch(self, subject: str, session_id: str, metadata: SessionMetadata, now: int) -> None:
-        """Set `accessed_at`. O(1), no lock: `metadata` is the stored object,
-        and an int store cannot resurrect a session deleted meanwhile (a
-        deleted session is simply no longer filed anywhere)."""
-        metadata._accessed_at = now
+        """Set `accessed_at` on `metadata`, the stored object. O(1).
+
+        Never backwards: a reader delayed between its read and its touch must
+        not undo a later reader's access, hence the compare under the lock. A
+        session deleted meanwhile does not come back: it is simply no longer
+        filed anywhere."""
+        with self._lock:
+            metadata._accessed_at = max(metadata._accessed_at, now)
 
     def renew(
         self,
@@ -266,6 +270,8 @@ class InMemorySessionStorage:
         """Call `listener(subject, session_id, metadata, reason)` after each
         removal, inside the storage's lock (keep it short; it may call back
         into the storage). An exception it raises is logged and swallowed."""
+        if not callable(listener):
+            raise InvalidTypeError(ErrorCode.INVALID_OPTION, "A listener must be callable.")
         with self._lock:
             self._listeners.append(listener)
 
