@@ -387,6 +387,7 @@ class InMemorySessionStorage:
         collector = self._collector
         expired: list[str] = []
         other: dict[DeleteReason, list[str]] = {}
+        removed = 0
         stale = 0
         for second, session_ids in collector.pop_due(now):
             for session_id in session_ids:
@@ -406,10 +407,15 @@ class InMemorySessionStorage:
                 else:
                     metadata._due = due
                     collector.add(session_id, due)
+            # Bucket by bucket: what was just looked at is still in the cache.
+            if expired:
+                removed += self._remove(expired, DeleteReason.EXPIRED)
+                expired.clear()
+            if other:
+                for reason, doomed in other.items():
+                    removed += self._remove(doomed, reason)
+                other.clear()
         self._stale -= stale
-        removed = self._remove(expired, DeleteReason.EXPIRED)
-        for reason, session_ids in other.items():
-            removed += self._remove(session_ids, reason)
         if self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
             self._compact()
         return removed
