@@ -46,6 +46,9 @@ from .stats import StorageStats
 
 _log = logging.getLogger("usersession")
 
+_SWEEP_BATCH = 64
+"""Due sessions judged before they are handed to the delete path together."""
+
 _MIN_STALE_TO_COMPACT = 4096
 """Stale bucket entries tolerated before compaction is considered at all."""
 
@@ -389,32 +392,34 @@ class InMemorySessionStorage:
         other: dict[DeleteReason, list[str]] = {}
         removed = 0
         stale = 0
-        for second, session_ids in collector.pop_due(now):
-            for session_id in session_ids:
-                metadata = sessions.get(session_id)
-                if metadata is None or metadata._due != second:
-                    stale += 1
-                    continue
-                if metadata._idle is None and metadata._grace_ends_at is None:
-                    # Only touches (idle) and renewals (grace) move a deadline:
-                    # this one is still expires_at, due now. Skipping deadline()
-                    # here is a good part of a plain sweep's cost.
-                    expired.append(session_id)
-                    continue
-                due, reason = deadline(metadata)
-                if due <= now:
-                    other.setdefault(reason, []).append(session_id)
-                else:
-                    metadata._due = due
-                    collector.add(session_id, due)
-            # Bucket by bucket: what was just looked at is still in the cache.
-            if expired:
-                removed += self._remove(expired, DeleteReason.EXPIRED)
-                expired.clear()
-            if other:
-                for reason, doomed in other.items():
-                    removed += self._remove(doomed, reason)
-                other.clear()
+        for second, filed in collector.pop_due(now):
+            # A few hundred at a time: the delete path then finds in the cache
+            # what the judging just looked at (a whole 10k bucket would not be).
+            for start in range(0, len(filed), _SWEEP_BATCH):
+                for session_id in filed[start : start + _SWEEP_BATCH]:
+                    metadata = sessions.get(session_id)
+                    if metadata is None or metadata._due != second:
+                        stale += 1
+                        continue
+                    if metadata._idle is None and metadata._grace_ends_at is None:
+                        # Only touches (idle) and renewals (grace) move a
+                        # deadline: this one is still expires_at, due now, and
+                        # skipping deadline() is a good part of a sweep's cost.
+                        expired.append(session_id)
+                        continue
+                    due, reason = deadline(metadata)
+                    if due <= now:
+                        other.setdefault(reason, []).append(session_id)
+                    else:
+                        metadata._due = due
+                        collector.add(session_id, due)
+                if expired:
+                    removed += self._remove(expired, DeleteReason.EXPIRED)
+                    expired.clear()
+                if other:
+                    for reason, doomed in other.items():
+                        removed += self._remove(doomed, reason)
+                    other.clear()
         self._stale -= stale
         if self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
             self._compact()
