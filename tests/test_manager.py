@@ -21,6 +21,7 @@ from usersession import (
     Timeouts,
     UserSessionManager,
 )
+from usersession.policy import renewed_metadata
 
 from .conftest import START, MakeManager
 
@@ -573,3 +574,27 @@ def test_a_delayed_touch_never_moves_the_last_access_backwards(
     clock.advance(9)  # +17: 9 s after the last access, 12 s after the stalled one
     metadata, _ = manager.read("uid1", session_id, LAPTOP)
     assert metadata.accessed_at == START + 17
+
+
+def test_the_storage_lets_exactly_one_renewal_of_a_session_through(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    """R1 at the storage: a second renewal (a racing reader, another process)
+    is told who won and inserts nothing."""
+    manager = make_manager(timeouts=RENEWING)
+    old = manager.create("uid1", LAPTOP)
+    storage = manager.storage
+    clock.advance(600)
+    metadata = storage.read("uid1", old, clock())
+    winner_id, loser_id = manager.create("uid2", LAPTOP), manager.create("uid2", LAPTOP)
+    manager.delete_all("uid2")  # two fresh ids that are stored nowhere
+    first = storage.renew(
+        "uid1", old, clock() + 5, "here:1", winner_id, renewed_metadata(metadata, LAPTOP, clock())
+    )
+    second = storage.renew(
+        "uid1", old, clock() + 5, "there:2", loser_id, renewed_metadata(metadata, PHONE, clock())
+    )
+    assert (first, second) == ("here:1", "here:1")
+    assert storage.read("uid1", winner_id, clock()) is not None
+    assert storage.read("uid1", loser_id, clock()) is None
+    assert len(manager.read_all("uid1")) == 1
