@@ -19,6 +19,7 @@ from usersession import (
     ErrorCode,
     InMemorySessionStorage,
     InvalidOptionsError,
+    InvalidTypeError,
     ManualClock,
     SessionContext,
     Sweeper,
@@ -176,3 +177,14 @@ def test_an_autosaver_saves_periodically(clock: ManualClock, tmp_path: Path) -> 
     finally:
         autosaver.close()
     assert not autosaver.running
+
+
+@pytest.mark.parametrize("storage", [5, None, "storage"])
+def test_a_sweeper_refuses_what_cannot_be_swept(storage: object) -> None:
+    with pytest.raises(InvalidTypeError):
+        Sweeper(storage, interval=1)  # type: ignore[arg-type]
+
+
+def test_an_autosaver_refuses_a_path_that_is_not_one() -> None:
+    with pytest.raises(InvalidTypeError):
+        Autosaver(InMemorySessionStorage(), 123)  # type: ignore[arg-type]

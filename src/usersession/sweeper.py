@@ -133,6 +133,11 @@ class Sweeper(_Periodic):
     """
 
     def __init__(self, storage: Collectable, interval: float = 1.0) -> None:
+        if not callable(getattr(storage, "collect", None)):
+            raise InvalidTypeError(
+                ErrorCode.INVALID_OPTION,
+                f"Sweeper needs a storage with collect(), not {type(storage).__name__}.",
+            )
         super().__init__(storage, _collect, interval)
 
 
@@ -156,6 +161,15 @@ class Autosaver(_Periodic):
         path: str | os.PathLike[str],
         interval: float | None = None,
     ) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidTypeError(
+                ErrorCode.INVALID_OPTION, f"path must be a str or path, not {type(path).__name__}."
+            )
+        if not callable(getattr(storage, "save", None)):
+            raise InvalidTypeError(
+                ErrorCode.INVALID_OPTION,
+                f"Autosaver needs a storage with save(), not {type(storage).__name__}.",
+            )
         self.path = path
         super().__init__(storage, self._save, 1.0 if interval is None else interval)
         self._periodic = interval is not None
