@@ -480,6 +480,8 @@ class RedisStorageCore:
         renewal grace), and dead index members a script drops, are removed
         silently: no event. An exception a listener raises is logged and
         swallowed."""
+        if not callable(listener):
+            raise InvalidTypeError(ErrorCode.INVALID_OPTION, "A listener must be callable.")
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
