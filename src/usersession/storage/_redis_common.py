@@ -332,11 +332,6 @@ def _as_str(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def serialise(serializer: Serializer, metadata: SessionMetadata) -> bytes:
-    """The stored bytes of `metadata`."""
-    return serializer.dumps(metadata)
-
-
 def decode(
     serializer: Serializer,
     subject: str,
@@ -405,7 +400,7 @@ def insert_args(
     metadata._subject = subject
     return [
         handle,
-        serialise(serializer, metadata),
+        serializer.dumps(metadata),
         metadata._accessed_at,
         metadata._expires_at,
         metadata._created_at,
