@@ -598,3 +598,15 @@ def test_the_storage_lets_exactly_one_renewal_of_a_session_through(
     assert storage.read("uid1", winner_id, clock()) is not None
     assert storage.read("uid1", loser_id, clock()) is None
     assert len(manager.read_all("uid1")) == 1
+
+
+def test_explicit_renew_renews_even_when_this_hosts_clock_is_a_little_behind(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    first = make_manager(timeouts=RENEWING)
+    behind = UserSessionManager(
+        first.storage, session_ttl=3600, timeouts=RENEWING, clock=lambda: clock() - 1
+    )
+    session_id = first.create("uid1", LAPTOP)
+    metadata, _ = behind.read("uid1", session_id, LAPTOP)
+    assert behind.renew("uid1", session_id, metadata, LAPTOP) is not None

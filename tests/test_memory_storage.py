@@ -192,3 +192,28 @@ def test_collect_refuses_a_time_that_is_not_whole_seconds(now: object) -> None:
     with pytest.raises(InvalidTypeError):
         rig.storage.collect(now)  # type: ignore[arg-type]
     assert len(rig.storage) == 1
+
+
+def test_a_listener_deleting_during_a_sweep_keeps_the_books_straight() -> None:
+    rig = setup()
+    for _ in range(10):
+        rig.manager.create("u", CONTEXT, ttl=10)
+        rig.manager.create("v", CONTEXT, ttl=10)
+    seen: list[tuple[int, int, int]] = []
+
+    def meddle(subject: str, session_id: str, _: SessionMetadata, reason: DeleteReason) -> None:
+        stats = rig.storage.stats()
+        seen.append((stats.sessions, stats.expired, stats.deleted))
+        if subject == "u":
+            rig.storage.delete_all("v")
+
+    rig.storage.add_listener(meddle)
+    rig.clock.advance(10)
+    removed = rig.storage.collect()
+    assert len(rig.storage) == 0
+    stats = rig.storage.stats()
+    assert removed + stats.deleted == 20 == stats.expired + stats.deleted
+    # Every removal is counted before its event: held + removed always adds up.
+    assert all(held + expired + deleted == 20 for held, expired, deleted in seen)
+    # No filing is left over, and none is counted stale that is not there.
+    assert len(rig.storage._collector) == rig.storage._stale == 0

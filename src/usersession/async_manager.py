@@ -36,17 +36,17 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
         self, subject: str, session_id: str, context: SessionContext
     ) -> tuple[SessionMetadata, str | None]:
         """See `UserSessionManager.read`."""
-        return await self._read(subject, session_id, context, self._renewal)
+        return await self._read(subject, session_id, context, renew_now=False)
 
     async def renew(
         self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
     ) -> str | None:
         """See `UserSessionManager.renew`."""
         self._check_renew(subject, session_id, metadata, context)
-        return (await self._read(subject, session_id, context, 0))[1]
+        return (await self._read(subject, session_id, context, renew_now=True))[1]
 
     async def _read(
-        self, subject: str, session_id: str, context: SessionContext, renewal: int | None
+        self, subject: str, session_id: str, context: SessionContext, *, renew_now: bool
     ) -> tuple[SessionMetadata, str | None]:
         self._check_read(subject, session_id, context)
         now = self._clock()
@@ -54,7 +54,7 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
         metadata = await storage.read(subject, session_id, now)
         if metadata is None:
             raise self._not_found(session_id)
-        verdict = self._judge(subject, session_id, context, metadata, now, renewal)
+        verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
         if verdict is Verdict.TOUCH:
             await storage.touch(subject, session_id, metadata, now)
             return metadata, None

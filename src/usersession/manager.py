@@ -216,12 +216,16 @@ class _ManagerCore(Generic[StorageT]):
         context: SessionContext,
         metadata: SessionMetadata,
         now: int,
-        renewal: int | None,
+        renew_now: bool = False,
     ) -> Verdict:
         """Steps 1-3 of a read of a stored session: gone, the read hook, the
         grace. Raises or returns what the shell must do next (GRACE, IDLE,
         RENEW or TOUCH)."""
-        verdict = read_verdict(metadata, now, renewal)
+        verdict = read_verdict(metadata, now, self._renewal)
+        if renew_now and verdict is Verdict.TOUCH:
+            # An explicit renew() renews whatever the age (even one that
+            # another host's clock makes look a second younger than 0).
+            verdict = Verdict.RENEW
         if verdict is Verdict.GONE:
             raise self._not_found(session_id)
         self._read_hook(subject, session_id, context, metadata)
@@ -327,7 +331,7 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
         renews on a full storage with a `REFUSE` limit, `SessionLimitError`
         (the session itself stays valid).
         """
-        return self._read(subject, session_id, context, self._renewal)
+        return self._read(subject, session_id, context, renew_now=False)
 
     def renew(
         self, subject: str, session_id: str, metadata: SessionMetadata, context: SessionContext
@@ -341,10 +345,10 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
         `metadata` is checked but only kept for the original's signature.
         """
         self._check_renew(subject, session_id, metadata, context)
-        return self._read(subject, session_id, context, 0)[1]
+        return self._read(subject, session_id, context, renew_now=True)[1]
 
     def _read(
-        self, subject: str, session_id: str, context: SessionContext, renewal: int | None
+        self, subject: str, session_id: str, context: SessionContext, *, renew_now: bool
     ) -> tuple[SessionMetadata, str | None]:
         self._check_read(subject, session_id, context)
         now = self._clock()
@@ -352,7 +356,7 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
         metadata = storage.read(subject, session_id, now)
         if metadata is None:
             raise self._not_found(session_id)
-        verdict = self._judge(subject, session_id, context, metadata, now, renewal)
+        verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
         if verdict is Verdict.TOUCH:
             storage.touch(subject, session_id, metadata, now)
             return metadata, None

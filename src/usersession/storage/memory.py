@@ -357,20 +357,26 @@ class InMemorySessionStorage:
         sessions = self._sessions
         subjects = self._subjects
         listeners = self._listeners
-        removed = 0
-        for session_id in session_ids:
-            metadata = sessions.pop(session_id, None)
-            if metadata is None:
-                continue
-            subject = metadata._subject
-            of_subject = subjects[subject]
-            of_subject.discard(session_id)
-            if not of_subject:
-                del subjects[subject]
-            removed += 1
-            if listeners:
-                self._emit(subject, session_id, metadata, reason)
-        self._removed[reason] += removed
+        removed = uncounted = 0
+        try:
+            for session_id in session_ids:
+                metadata = sessions.pop(session_id, None)
+                if metadata is None:
+                    continue
+                subject = metadata._subject
+                of_subject = subjects[subject]
+                of_subject.discard(session_id)
+                if not of_subject:
+                    del subjects[subject]
+                removed += 1
+                if listeners:
+                    # Counted before it is told, so stats() in a listener adds up.
+                    self._removed[reason] += 1
+                    self._emit(subject, session_id, metadata, reason)
+                else:
+                    uncounted += 1
+        finally:
+            self._removed[reason] += uncounted
         return removed
 
     def _emit(
@@ -413,12 +419,18 @@ class InMemorySessionStorage:
                     else:
                         metadata._due = due
                         collector.add(session_id, due)
+                # A listener may have deleted some of these meanwhile; their
+                # popped filings were counted stale by that delete: even it out.
                 if expired:
-                    removed += self._remove(expired, DeleteReason.EXPIRED)
+                    gone = self._remove(expired, DeleteReason.EXPIRED)
+                    removed += gone
+                    stale += len(expired) - gone
                     expired.clear()
                 if other:
                     for reason, doomed in other.items():
-                        removed += self._remove(doomed, reason)
+                        gone = self._remove(doomed, reason)
+                        removed += gone
+                        stale += len(doomed) - gone
                     other.clear()
         self._stale -= stale
         if self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
