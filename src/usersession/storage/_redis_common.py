@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import quote
 
 from redis.exceptions import RedisError
@@ -434,6 +435,33 @@ def taken(handle: str) -> SessionStorageError:
 
 WANT = ("0", "1")
 """Script flag: whether to return what a delete removed (only for listeners)."""
+
+
+ScriptT = TypeVar("ScriptT")
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts(Generic[ScriptT]):
+    """The six scripts, registered on one client (sync or asyncio)."""
+
+    insert: ScriptT
+    touch: ScriptT
+    renew: ScriptT
+    read_all: ScriptT
+    delete: ScriptT
+    delete_all: ScriptT
+
+
+def register_scripts(register: Callable[[str], ScriptT]) -> Scripts[ScriptT]:
+    """Register every script with `register` (a client's `register_script`)."""
+    return Scripts(
+        register(INSERT),
+        register(TOUCH),
+        register(RENEW),
+        register(READ_ALL),
+        register(DELETE),
+        register(DELETE_ALL),
+    )
 
 
 class RedisStorageCore:

@@ -38,19 +38,14 @@ from ..clock import Clock
 from ..ids import session_handle
 from ..session import SessionMetadata
 from ._redis_common import (
-    DELETE,
-    DELETE_ALL,
-    INSERT,
-    READ_ALL,
     READ_FIELDS,
-    RENEW,
-    TOUCH,
     JsonSerializer,
     KeyLayout,
     RedisStorageCore,
     Serializer,
     Value,
     redis_errors,
+    register_scripts,
     taken,
 )
 from .protocol import DeleteReason
@@ -88,12 +83,7 @@ class RedisSessionStorage(RedisStorageCore):
     ) -> None:
         super().__init__(key_prefix=key_prefix, serializer=serializer, clock=clock)
         self._client = client
-        self._insert = client.register_script(INSERT)
-        self._touch = client.register_script(TOUCH)
-        self._renew = client.register_script(RENEW)
-        self._read_all = client.register_script(READ_ALL)
-        self._delete = client.register_script(DELETE)
-        self._delete_all = client.register_script(DELETE_ALL)
+        self._scripts = register_scripts(client.register_script)
 
     @property
     def client(self) -> redis.Redis:
@@ -105,7 +95,7 @@ class RedisSessionStorage(RedisStorageCore):
         handle = session_handle(session_id)
         keys, args = self._insert_call(subject, handle, metadata)
         with redis_errors("store", subject, handle):
-            stored = self._insert(keys, args)
+            stored = self._scripts.insert(keys, args)
         if not stored:
             raise taken(handle)
 
@@ -124,7 +114,7 @@ class RedisSessionStorage(RedisStorageCore):
         handle = session_handle(session_id)
         keys, args = self._touch_call(subject, handle, metadata, now)
         with redis_errors("touch", subject, handle):
-            self._touch(keys, args)
+            self._scripts.touch(keys, args)
 
     def renew(
         self,
@@ -143,7 +133,7 @@ class RedisSessionStorage(RedisStorageCore):
             subject, handle, grace_ends_at, renewed_by, new_handle, new_metadata
         )
         with redis_errors("renew", subject, handle):
-            reply = self._renew(keys, args)
+            reply = self._scripts.renew(keys, args)
         return self._after_renew(handle, new_handle, reply)
 
     def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
@@ -151,7 +141,8 @@ class RedisSessionStorage(RedisStorageCore):
         index members. One script, O(sessions of the subject)."""
         keys = [self._layout.index_key(subject)]
         with redis_errors("list the sessions of", subject):
-            reply = self._read_all(keys, [self._layout.session_key_prefix(subject), now])
+            prefix = self._layout.session_key_prefix(subject)
+            reply = self._scripts.read_all(keys, [prefix, now])
         return self._after_read_all(subject, reply, now)
 
     def delete(
@@ -167,7 +158,7 @@ class RedisSessionStorage(RedisStorageCore):
         keyed by handle."""
         keys, args = self._delete_call(subject, handle)
         with redis_errors("delete", subject, handle):
-            reply = self._delete(keys, args)
+            reply = self._scripts.delete(keys, args)
         return self._after_delete(subject, handle, reply, reason)
 
     def delete_all(self, subject: str) -> int:
@@ -175,7 +166,7 @@ class RedisSessionStorage(RedisStorageCore):
         One script, O(sessions of the subject)."""
         keys, args = self._delete_all_call(subject)
         with redis_errors("delete the sessions of", subject):
-            reply = self._delete_all(keys, args)
+            reply = self._scripts.delete_all(keys, args)
         return self._after_delete_all(subject, reply)
 
 
@@ -194,12 +185,7 @@ class AsyncRedisSessionStorage(RedisStorageCore):
     ) -> None:
         super().__init__(key_prefix=key_prefix, serializer=serializer, clock=clock)
         self._client = client
-        self._insert = client.register_script(INSERT)
-        self._touch = client.register_script(TOUCH)
-        self._renew = client.register_script(RENEW)
-        self._read_all = client.register_script(READ_ALL)
-        self._delete = client.register_script(DELETE)
-        self._delete_all = client.register_script(DELETE_ALL)
+        self._scripts = register_scripts(client.register_script)
 
     @property
     def client(self) -> redis.asyncio.Redis:
@@ -211,7 +197,7 @@ class AsyncRedisSessionStorage(RedisStorageCore):
         handle = session_handle(session_id)
         keys, args = self._insert_call(subject, handle, metadata)
         with redis_errors("store", subject, handle):
-            stored = await self._insert(keys, args)
+            stored = await self._scripts.insert(keys, args)
         if not stored:
             raise taken(handle)
 
@@ -230,7 +216,7 @@ class AsyncRedisSessionStorage(RedisStorageCore):
         handle = session_handle(session_id)
         keys, args = self._touch_call(subject, handle, metadata, now)
         with redis_errors("touch", subject, handle):
-            await self._touch(keys, args)
+            await self._scripts.touch(keys, args)
 
     async def renew(
         self,
@@ -248,14 +234,16 @@ class AsyncRedisSessionStorage(RedisStorageCore):
             subject, handle, grace_ends_at, renewed_by, new_handle, new_metadata
         )
         with redis_errors("renew", subject, handle):
-            reply = await self._renew(keys, args)
+            reply = await self._scripts.renew(keys, args)
         return self._after_renew(handle, new_handle, reply)
 
     async def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
         """See `RedisSessionStorage.read_all`."""
         keys = [self._layout.index_key(subject)]
         with redis_errors("list the sessions of", subject):
-            reply = await self._read_all(keys, [self._layout.session_key_prefix(subject), now])
+            reply = await self._scripts.read_all(
+                keys, [self._layout.session_key_prefix(subject), now]
+            )
         return self._after_read_all(subject, reply, now)
 
     async def delete(
@@ -270,12 +258,12 @@ class AsyncRedisSessionStorage(RedisStorageCore):
         """See `RedisSessionStorage.delete_by_handle`."""
         keys, args = self._delete_call(subject, handle)
         with redis_errors("delete", subject, handle):
-            reply = await self._delete(keys, args)
+            reply = await self._scripts.delete(keys, args)
         return self._after_delete(subject, handle, reply, reason)
 
     async def delete_all(self, subject: str) -> int:
         """See `RedisSessionStorage.delete_all`."""
         keys, args = self._delete_all_call(subject)
         with redis_errors("delete the sessions of", subject):
-            reply = await self._delete_all(keys, args)
+            reply = await self._scripts.delete_all(keys, args)
         return self._after_delete_all(subject, reply)
