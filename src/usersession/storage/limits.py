@@ -21,6 +21,13 @@ from __future__ import annotations
 from enum import Enum
 
 from ..errors import ErrorCode, InvalidOptionsError, InvalidTypeError
+from ..session import SessionMetadata
+
+
+def counts_per_subject(metadata: SessionMetadata) -> bool:
+    """Whether a session counts toward `max_sessions_per_subject`: one
+    superseded by a renewal, inside its grace, does not."""
+    return metadata._grace_ends_at is None
 
 
 class LimitPolicy(Enum):

@@ -39,7 +39,7 @@ from ..garbage_collector import BucketGarbageCollector
 from ..ids import session_handle
 from ..policy import deadline, is_active
 from ..session import SessionMetadata
-from .limits import LimitPolicy, check_limit, check_policy
+from .limits import LimitPolicy, check_limit, check_policy, counts_per_subject
 from .protocol import DeleteReason, Listener
 from .snapshot import read_snapshot, save_snapshot
 from .stats import StorageStats
@@ -480,7 +480,7 @@ class InMemorySessionStorage:
         in_use = []
         for session_id in session_ids:
             metadata = sessions[session_id]
-            if metadata._grace_ends_at is None and session_id != superseding:
+            if counts_per_subject(metadata) and session_id != superseding:
                 in_use.append((metadata._created_at, session_id))
         excess = len(in_use) + extra - limit
         if excess <= 0:
@@ -543,13 +543,13 @@ class InMemorySessionStorage:
                 raise self._refuse(f"The snapshot does not fit max_sessions ({total}).")
             if self._max_per_subject_policy is LimitPolicy.REFUSE:
                 in_use = Counter(
-                    metadata._subject for _, metadata in entries if metadata._grace_ends_at is None
+                    metadata._subject for _, metadata in entries if counts_per_subject(metadata)
                 )
                 for subject in subjects:
                     in_use[subject] += sum(
                         1
                         for session_id in self._subjects.get(subject, ())
-                        if sessions[session_id]._grace_ends_at is None
+                        if counts_per_subject(sessions[session_id])
                     )
                 limit = self._max_per_subject
                 if limit is not None and any(count > limit for count in in_use.values()):
