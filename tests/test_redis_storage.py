@@ -550,6 +550,11 @@ def test_a_failing_listener_is_logged_and_the_delete_still_happens(
     assert session_id not in caplog.text
 
 
+def test_a_listener_that_cannot_be_called_is_refused(storage: RedisSessionStorage) -> None:
+    with pytest.raises(InvalidTypeError):
+        storage.add_listener(5)  # type: ignore[arg-type]
+
+
 # -- errors -----------------------------------------------------------------------
 
 
