@@ -3,7 +3,9 @@
 Every exception this package raises is a `SessionError` with an `ErrorCode`.
 Messages name a session only by its handle (`UserSessionManager.hash`), never
 by its id: exceptions end up in logs and error trackers, and an id there is a
-credential anyone reading the log could use.
+credential anyone reading the log could use. Messages never contain the
+subject either (it is often an e-mail address); an error about one subject's
+session carries it as the `subject` attribute, for the caller only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from enum import StrEnum
 class ErrorCode(StrEnum):
     """Machine-readable reason of a `SessionError`.
 
-    The first eight are the seed's (TypeScript) codes, kept verbatim so that
+    The first eight are the codes of `@thermopylae/lib.user-session` (npm),
+    the TypeScript package this one reimplements, kept verbatim so that
     dashboards and clients written against it keep working.
     """
 
@@ -34,6 +37,7 @@ class ErrorCode(StrEnum):
     )
     # Ours.
     INVALID_TTL = "INVALID_TTL"
+    INVALID_ABSOLUTE_TIMEOUT = "INVALID_ABSOLUTE_TIMEOUT"
     INVALID_SUBJECT = "INVALID_SUBJECT"
     INVALID_SESSION_ID = "INVALID_SESSION_ID"
     INVALID_HANDLE = "INVALID_HANDLE"
@@ -47,14 +51,31 @@ class ErrorCode(StrEnum):
 
 
 class SessionError(Exception):
-    """Base of every error this package raises; `.code` says which one."""
+    """Base of every error this package raises; `.code` says which one.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    `subject` is the subject whose session the error is about, when there is
+    one: it is never part of the message (`str(error)`), which ends up in logs.
+    Errors survive `pickle` and `copy` with their class, code, message and
+    subject (a worker process can raise one to its pool).
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, subject: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.subject = subject
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception's own reduce calls cls(*args), which lacks the code.
+        return (_rebuild, (type(self), self.code, str(self), self.subject))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code.value}, {str(self)!r})"
+
+
+def _rebuild(
+    cls: type[SessionError], code: ErrorCode, message: str, subject: str | None
+) -> SessionError:
+    return cls(code, message, subject=subject)
 
 
 class SessionNotFoundError(SessionError):
