@@ -14,8 +14,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.redis_server import redis_managers, redis_server  # noqa: F401  (fixture)
-from usersession import InMemorySessionStorage, ManualClock, UserSessionManager
+from tests.redis_server import (  # noqa: F401  (redis_server is a fixture)
+    EventLoopThread,
+    SyncFacade,
+    redis_managers,
+    redis_server,
+)
+from usersession import (
+    AsyncUserSessionManager,
+    InMemorySessionStorage,
+    ManualClock,
+    UserSessionManager,
+)
 
 settings.register_profile(
     "ci",
@@ -40,7 +50,8 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-STORAGE_KINDS = ["memory", "redis", "redis-async"]
+STORAGE_KINDS = ["memory", "memory-async", "redis", "redis-async"]
+""""memory-async" is `AsyncUserSessionManager` over `InMemorySessionStorage`."""
 
 
 @pytest.fixture(params=STORAGE_KINDS)
@@ -53,6 +64,18 @@ def make_manager(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator
             return UserSessionManager(InMemorySessionStorage(clock=clock), **options)
 
         yield make
+    elif kind == "memory-async":
+        loop = EventLoopThread()
+
+        def make_async(**options: Any) -> SyncFacade:
+            options.setdefault("session_ttl", 3600)
+            storage = InMemorySessionStorage(clock=clock)
+            return SyncFacade(AsyncUserSessionManager(storage, **options), loop)
+
+        try:
+            yield make_async
+        finally:
+            loop.close()
     elif kind in ("redis", "redis-async"):
         yield from redis_managers(request, clock, kind)
     else:  # pragma: no cover - a new kind must be wired here

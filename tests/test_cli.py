@@ -21,8 +21,12 @@ def test_the_demo_walks_through_a_sessions_whole_life() -> None:
         "this read renewed the session",
         "still works (renewed: None)",
         "the old id is gone: USER_SESSION_NOT_FOUND",
+        "from a context that names no device: refused",
+        "same login: it began 12 h ago",
         "'log out that device' from a devices page: True",
-        "delete_all removes 3",
+        "(delete_all keep=) removes 3",
+        "the laptop logs out: 1 session of its login",
+        "logging out again removes 0",
         "the storage holds 0 sessions",
     ):
         assert step in story

@@ -81,10 +81,13 @@ def test_a_forked_manager_makes_renewal_claims_of_its_own() -> None:
         storage, session_ttl=100, timeouts=Timeouts(renewal=10, renewal_grace=5)
     )
     context = SessionContext("10.0.0.1")
-    metadata = storage.read("uid1", manager.create("uid1", context), clock())
+    session_id = manager.create("uid1", context)
+    metadata = storage.read("uid1", session_id, clock())
     assert metadata is not None
-    parent_claim = manager._successor(metadata, context, clock())[3]
-    child_claims = _ids_from_child(lambda: manager._successor(metadata, context, clock())[3])
+    parent_claim = manager._successor(session_id, metadata, context, clock())[3]
+    child_claims = _ids_from_child(
+        lambda: manager._successor(session_id, metadata, context, clock())[3]
+    )
     child_tokens = {claim.partition(":")[0] for claim in child_claims}
     assert parent_claim not in child_claims
     assert len(set(child_claims)) == DRAWN

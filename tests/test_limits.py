@@ -179,7 +179,7 @@ def test_a_renewal_does_not_count_twice_against_the_subject_limit(clock: ManualC
     assert events == []
 
 
-def test_renewal_at_max_sessions_under_refuse_raises_and_changes_nothing(
+def test_a_read_whose_renewal_a_full_storage_refuses_touches_and_succeeds(
     clock: ManualClock,
 ) -> None:
     storage, _ = _storage(clock, max_sessions=2)
@@ -189,10 +189,42 @@ def test_renewal_at_max_sessions_under_refuse_raises_and_changes_nothing(
     first = manager.create("alice", CONTEXT)
     manager.create("bob", CONTEXT)
     clock.advance(100)
+    metadata, renewed = manager.read("alice", first, CONTEXT)
+    assert renewed is None
+    assert metadata.accessed_at == clock()
+    assert not storage._sessions[first].renewed
+    assert len(storage) == 2
+    assert storage.stats().refused == 1
+
+
+def test_a_later_read_renews_once_the_storage_has_room(clock: ManualClock) -> None:
+    storage, _ = _storage(clock, max_sessions=2)
+    manager = UserSessionManager(
+        storage, session_ttl=1000, timeouts=Timeouts(renewal=100, renewal_grace=10)
+    )
+    first = manager.create("alice", CONTEXT)
+    other = manager.create("bob", CONTEXT)
+    clock.advance(100)
+    assert manager.read("alice", first, CONTEXT)[1] is None
+    manager.delete("bob", other)
+    clock.advance(1)
+    _, renewed = manager.read("alice", first, CONTEXT)
+    assert renewed is not None
+
+
+def test_an_explicit_renew_that_a_full_storage_refuses_raises_and_changes_nothing(
+    clock: ManualClock,
+) -> None:
+    storage, _ = _storage(clock, max_sessions=2)
+    manager = UserSessionManager(
+        storage, session_ttl=1000, timeouts=Timeouts(renewal=100, renewal_grace=10)
+    )
+    first = manager.create("alice", CONTEXT)
+    manager.create("bob", CONTEXT)
+    metadata, _ = manager.read("alice", first, CONTEXT)
     with pytest.raises(SessionLimitError):
-        manager.read("alice", first, CONTEXT)
-    metadata = storage._sessions[first]
-    assert not metadata.renewed
+        manager.renew("alice", first, metadata, CONTEXT)
+    assert not storage._sessions[first].renewed
     assert len(storage) == 2
 
 

@@ -107,7 +107,7 @@ def test_a_listener_raising_during_a_sweep_does_not_stop_the_sweep(
     assert caplog.text.count("RuntimeError") >= 5
 
 
-def test_a_full_scenario_at_debug_never_shows_a_raw_session_id(
+def test_a_full_scenario_at_debug_never_shows_a_raw_session_id_or_a_subject(
     clock: ManualClock,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
@@ -196,3 +196,6 @@ def test_a_full_scenario_at_debug_never_shows_a_raw_session_id(
     assert "LookupError" in caplog.text
     for session_id in set(ids):
         assert session_id not in output
+    # Subjects are often e-mail addresses: no message or record names one.
+    for subject in ("alice", "bob", "carol"):
+        assert subject not in output

@@ -1,15 +1,21 @@
-"""The manager's behaviour, as DESIGN.md states it and as the seed's own suite
-exercises it. Every test runs once per storage kind (see conftest.py)."""
+"""The manager's behaviour, as docs/behaviour.md states it and as the suite of
+@thermopylae/lib.user-session exercises it. Every test runs once per storage
+kind (see conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
+import redis
+import redis.asyncio
 
 from usersession import (
+    AsyncUserSessionManager,
     Device,
     ErrorCode,
+    InMemorySessionStorage,
     InvalidOptionsError,
     InvalidTypeError,
     ManualClock,
@@ -20,8 +26,10 @@ from usersession import (
     SessionNotFoundError,
     Timeouts,
     UserSessionManager,
+    check_same_device_if_known,
 )
 from usersession.policy import renewed_metadata
+from usersession.storage.redis import AsyncRedisSessionStorage, RedisSessionStorage
 
 from .conftest import START, MakeManager
 
@@ -170,12 +178,43 @@ def test_a_read_from_another_device_is_refused(make_manager: MakeManager) -> Non
     manager.read("uid1", session_id, LAPTOP)
 
 
-def test_the_device_is_checked_only_when_both_sides_name_one(make_manager: MakeManager) -> None:
+def test_a_session_bound_to_a_device_refuses_a_context_that_names_no_device(
+    make_manager: MakeManager,
+) -> None:
     manager = make_manager()
+    session_id = manager.create("uid1", LAPTOP)
+    with pytest.raises(SessionDeviceMismatchError):
+        manager.read("uid1", session_id, NO_DEVICE)
+
+
+def test_a_session_created_without_a_device_accepts_any_context(
+    make_manager: MakeManager,
+) -> None:
+    manager = make_manager()
+    session_id = manager.create("uid1", NO_DEVICE)
+    manager.read("uid1", session_id, PHONE)
+    manager.read("uid1", session_id, NO_DEVICE)
+
+
+def test_the_lenient_hook_compares_devices_only_when_both_sides_name_one(
+    make_manager: MakeManager,
+) -> None:
+    manager = make_manager(read_hook=check_same_device_if_known)
     with_device = manager.create("uid1", LAPTOP)
-    without_device = manager.create("uid1", NO_DEVICE)
     manager.read("uid1", with_device, NO_DEVICE)
-    manager.read("uid1", without_device, PHONE)
+    with pytest.raises(SessionDeviceMismatchError):
+        manager.read("uid1", with_device, PHONE)
+
+
+def test_a_device_mismatch_carries_the_subject_but_does_not_say_it(
+    make_manager: MakeManager,
+) -> None:
+    manager = make_manager()
+    session_id = manager.create("alice@example.com", LAPTOP)
+    with pytest.raises(SessionDeviceMismatchError) as caught:
+        manager.read("alice@example.com", session_id, PHONE)
+    assert caught.value.subject == "alice@example.com"
+    assert "alice" not in str(caught.value) and "alice" not in repr(caught.value)
 
 
 def test_a_refused_read_does_not_count_as_an_access(
@@ -258,10 +297,11 @@ def test_a_read_after_the_renewal_age_hands_out_a_new_session_once(
     clock.advance(599)
     assert manager.read("uid1", old, LAPTOP)[1] is None
     clock.advance(1)
-    old_metadata, new = manager.read("uid1", old, PHONE.__class__(ip="10.9.9.9"))
+    moved = SessionContext("10.9.9.9", LAPTOP.device)
+    old_metadata, new = manager.read("uid1", old, moved)
     assert new is not None and new != old
     assert manager.read("uid1", old, LAPTOP)[1] is None
-    new_metadata, again = manager.read("uid1", new, SessionContext(ip="10.9.9.9"))
+    new_metadata, again = manager.read("uid1", new, moved)
     assert again is None
     assert new_metadata.created_at == clock()
     assert new_metadata.ip == "10.9.9.9"
@@ -588,11 +628,22 @@ def test_the_storage_lets_exactly_one_renewal_of_a_session_through(
     metadata = storage.read("uid1", old, clock())
     winner_id, loser_id = manager.create("uid2", LAPTOP), manager.create("uid2", LAPTOP)
     manager.delete_all("uid2")  # two fresh ids that are stored nowhere
+    handle = UserSessionManager.hash(old)
     first = storage.renew(
-        "uid1", old, clock() + 5, "here:1", winner_id, renewed_metadata(metadata, LAPTOP, clock())
+        "uid1",
+        old,
+        clock() + 5,
+        "here:1",
+        winner_id,
+        renewed_metadata(metadata, handle, LAPTOP, clock()),
     )
     second = storage.renew(
-        "uid1", old, clock() + 5, "there:2", loser_id, renewed_metadata(metadata, PHONE, clock())
+        "uid1",
+        old,
+        clock() + 5,
+        "there:2",
+        loser_id,
+        renewed_metadata(metadata, handle, PHONE, clock()),
     )
     assert (first, second) == ("here:1", "here:1")
     assert storage.read("uid1", winner_id, clock()) is not None
@@ -610,3 +661,56 @@ def test_explicit_renew_renews_even_when_this_hosts_clock_is_a_little_behind(
     session_id = first.create("uid1", LAPTOP)
     metadata, _ = behind.read("uid1", session_id, LAPTOP)
     assert behind.renew("uid1", session_id, metadata, LAPTOP) is not None
+
+
+# -- storages a manager can and cannot drive ---------------------------------------
+
+
+def test_the_async_manager_runs_over_the_in_memory_storage_as_it_is(clock: ManualClock) -> None:
+    storage = InMemorySessionStorage(clock=clock)
+    manager = AsyncUserSessionManager(storage, session_ttl=3600)
+
+    async def scenario() -> None:
+        session_id = await manager.create("uid1", LAPTOP)
+        metadata, renewed = await manager.read("uid1", session_id, LAPTOP)
+        assert renewed is None and metadata.created_at == clock()
+        assert await manager.logout("uid1", session_id) == 1
+
+    asyncio.run(scenario())
+    assert manager.storage is storage
+    assert storage.stats().deleted == 1
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [None, object(), "redis://localhost", {"insert": print}],
+    ids=["None", "object", "str", "dict"],
+)
+@pytest.mark.parametrize("manager_class", [UserSessionManager, AsyncUserSessionManager])
+def test_a_manager_refuses_what_is_not_a_storage_at_construction(
+    manager_class: type, storage: object
+) -> None:
+    with pytest.raises(InvalidTypeError) as caught:
+        manager_class(storage, session_ttl=3600)
+    assert caught.value.code is ErrorCode.INVALID_OPTION
+    assert "not a session storage" in str(caught.value)
+
+
+def test_the_sync_manager_refuses_an_async_storage_at_construction() -> None:
+    storage = AsyncRedisSessionStorage(redis.asyncio.Redis(port=1))
+    with pytest.raises(InvalidTypeError, match="AsyncUserSessionManager"):
+        UserSessionManager(storage, session_ttl=3600)  # type: ignore[arg-type]
+
+
+def test_the_async_manager_refuses_a_sync_storage_that_blocks_at_construction() -> None:
+    storage = RedisSessionStorage(redis.Redis(port=1))
+    with pytest.raises(InvalidTypeError, match="blocks on I/O"):
+        AsyncUserSessionManager(storage, session_ttl=3600)
+
+
+def test_a_storage_with_a_method_missing_is_named_in_the_refusal(clock: ManualClock) -> None:
+    class OldStorage(InMemorySessionStorage):
+        delete_other_logins = None  # type: ignore[assignment]
+
+    with pytest.raises(InvalidTypeError, match="delete_other_logins"):
+        UserSessionManager(OldStorage(clock=clock), session_ttl=3600)

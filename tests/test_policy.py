@@ -1,4 +1,4 @@
-"""The rules as plain functions: one test per rule of DESIGN.md's read order."""
+"""The rules as plain functions: one test per rule of the read order (docs/behaviour.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from usersession import DeleteReason, SessionContext, SessionMetadata
-from usersession.policy import Verdict, deadline, is_active, read_verdict, renewed_metadata
+from usersession.policy import (
+    Verdict,
+    deadline,
+    is_active,
+    login_key,
+    new_metadata,
+    read_verdict,
+    renewed_metadata,
+    same_login,
+)
 
 NOW = 1_000
 
@@ -71,9 +80,9 @@ def test_the_deadline_is_the_earliest_of_expiry_idle_and_grace() -> None:
     assert deadline(session(grace_ends_at=NOW + 100)) == (NOW + 100, DeleteReason.EXPIRED)
 
 
-def test_a_renewed_session_keeps_subject_lifetime_and_idle() -> None:
+def test_a_renewed_session_keeps_subject_lifetime_idle_device_and_login() -> None:
     old = session(created_at=NOW, expires_at=NOW + 7200, idle=60)
-    new = renewed_metadata(old, SessionContext("10.9.9.9"), NOW + 600)
+    new = renewed_metadata(old, "old-handle", SessionContext("10.9.9.9"), NOW + 600)
     assert (new.subject, new.ip, new.created_at, new.accessed_at) == (
         "uid1",
         "10.9.9.9",
@@ -82,7 +91,36 @@ def test_a_renewed_session_keeps_subject_lifetime_and_idle() -> None:
     )
     assert new.expires_at - new.created_at == 7200
     assert new._idle == 60
+    assert new.device == old.device
+    assert new.authenticated_at == old.authenticated_at == NOW
+    assert login_key("new-handle", new) == login_key("old-handle", old) == "old-handle"
     assert not new.renewed
+
+
+def test_the_absolute_timeout_caps_a_first_session_and_every_successor() -> None:
+    first = new_metadata("uid1", SessionContext("10.0.0.1"), NOW, 100, None, absolute=150)
+    assert first.expires_at == NOW + 100
+    second = renewed_metadata(first, "h1", SessionContext("10.0.0.1"), NOW + 90, absolute=150)
+    assert second.expires_at == NOW + 150
+    short = new_metadata("uid1", SessionContext("10.0.0.1"), NOW, 100, None, absolute=40)
+    assert short.expires_at == NOW + 40
+
+
+def test_a_session_past_the_readers_absolute_timeout_is_gone_whatever_its_expiry() -> None:
+    stored_elsewhere = session(created_at=NOW, expires_at=NOW + 1000)
+    assert read_verdict(stored_elsewhere, NOW + 199, None, absolute=200) is Verdict.TOUCH
+    assert read_verdict(stored_elsewhere, NOW + 200, None, absolute=200) is Verdict.GONE
+    assert not is_active(stored_elsewhere, NOW + 200, absolute=200)
+
+
+def test_sessions_of_one_login_share_its_key_and_others_do_not() -> None:
+    first = session()
+    successor = renewed_metadata(first, "h1", SessionContext("10.0.0.1"), NOW + 1)
+    assert same_login("h2", successor, "h1", first)
+    first._login = successor._login  # what storage.renew does: the key stays the same
+    assert same_login("h2", successor, "h1", first)
+    assert not same_login("h3", session(), "h1", first)
+    assert not same_login("h3", session(), "h2", successor)
 
 
 @given(
@@ -91,6 +129,7 @@ def test_a_renewed_session_keeps_subject_lifetime_and_idle() -> None:
     lifetime=st.integers(1, 200),
     idle=st.none() | st.integers(1, 100),
     grace=st.none() | st.integers(0, 100),
+    absolute=st.none() | st.integers(1, 300),
     now=st.integers(0, 400),
 )
 def test_is_active_is_a_touch_verdict_without_renewal(
@@ -99,6 +138,7 @@ def test_is_active_is_a_touch_verdict_without_renewal(
     lifetime: int,
     idle: int | None,
     grace: int | None,
+    absolute: int | None,
     now: int,
 ) -> None:
     """is_active is spelled out for speed; it must judge exactly as read_verdict."""
@@ -109,4 +149,6 @@ def test_is_active_is_a_touch_verdict_without_renewal(
         idle=idle,
         grace_ends_at=None if grace is None else created_at + grace,
     )
-    assert is_active(meta, now) == (read_verdict(meta, now, None) is Verdict.TOUCH)
+    assert is_active(meta, now, absolute) == (
+        read_verdict(meta, now, None, absolute) is Verdict.TOUCH
+    )

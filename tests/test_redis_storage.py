@@ -333,7 +333,7 @@ def test_a_renewal_gives_the_old_session_its_grace_and_the_new_one_a_full_life(
     manager = manager_on(storage, session_ttl=3600, timeouts=RENEWING)
     old = manager.create("uid1", LAPTOP)
     clock.advance(600)
-    new = manager.read("uid1", old, SessionContext("10.0.0.3"))[1]
+    new = manager.read("uid1", old, SessionContext("10.0.0.3", LAPTOP.device))[1]
     assert new is not None
     layout = storage.layout
     assert_pttl(client, layout.session_key("uid1", manager.hash(old)), 30)

@@ -58,6 +58,8 @@ def _state(storage: InMemorySessionStorage) -> dict[str, tuple[object, ...]]:
             metadata._idle,
             metadata._grace_ends_at,
             metadata._renewed_by,
+            metadata._authenticated_at,
+            metadata._login,
         )
         for session_id, metadata in storage._sessions.items()
     }
@@ -119,6 +121,50 @@ def test_the_renewal_grace_survives_a_restart(clock: ManualClock, tmp_path: Path
     with pytest.raises(SessionNotFoundError):
         after.read("alice", old, LAPTOP)
     after.read("alice", renewed, LAPTOP)
+
+
+def test_a_renewed_login_is_still_one_login_after_a_restart(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    storage, _, ids = _populated(clock)
+    old, renewed = ids[0], ids[-1]
+    storage.save(tmp_path / "s")
+    restored = InMemorySessionStorage(clock=clock)
+    restored.load(tmp_path / "s")
+    after = UserSessionManager(restored, session_ttl=3600, timeouts=TIMEOUTS)
+    assert after.read("alice", renewed, LAPTOP)[0].authenticated_at == clock() - 1200
+    assert after.logout("alice", renewed) == 2
+    with pytest.raises(SessionNotFoundError):
+        after.read("alice", old, LAPTOP)
+
+
+def test_a_snapshot_of_the_release_before_logins_still_loads(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    now = clock()
+    device = ["Firefox", "desktop"]
+    # Version 1 rows: id, subject, ip, device, location, created_at,
+    # accessed_at, expires_at, idle, grace_ends_at, renewed_by.
+    first = ["first", "alice", "10.0.0.1", device, None, now - 700, now - 10, now + 2900]
+    second = ["second", "alice", "10.0.0.1", device, None, now - 10, now - 10, now + 3590]
+    rows = [[*first, None, now + 5, "elsewhere:1"], [*second, None, None, None]]
+    body = json.dumps({"saved_at": now, "sessions": rows}).encode()
+    header = {
+        "format": "usersession-snapshot",
+        "version": 1,
+        "length": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    (tmp_path / "s").write_bytes(json.dumps(header).encode() + b"\n" + body)
+    storage = InMemorySessionStorage(clock=clock)
+    assert storage.load(tmp_path / "s") == 2
+    manager = UserSessionManager(storage, session_ttl=3600, timeouts=TIMEOUTS)
+    context = SessionContext("10.0.0.1", Device("Firefox", "desktop"))
+    assert manager.read("alice", "second", context)[0].authenticated_at == now - 10
+    assert manager.read("alice", "first", context)[0].authenticated_at == now - 700
+    # No links: each session is a login of its own.
+    assert manager.logout("alice", "first") == 1
+    manager.read("alice", "second", context)
 
 
 def test_sessions_that_ended_while_down_are_dropped_on_load(
@@ -221,15 +267,18 @@ def test_a_well_checksummed_but_malformed_body_is_refused(
     clock: ManualClock, tmp_path: Path
 ) -> None:
     now = clock()
-    good = ["id", "subj", "ip", None, None, now, now, now + 10, None, None, None]
+    good = ["id", "subj", "ip", None, None, now, now, now + 10, None, None, None, now, None]
     bodies = [
         {"sessions": [good, good]},  # an id twice
         {"sessions": [good[:-1]]},
-        {"sessions": [[*good[:5], True, now, now + 10, None, None, None]]},  # bool time
+        {"sessions": [good[:-2]]},  # a version 1 row in a version 2 file
+        {"sessions": [[*good[:5], True, *good[6:]]]},  # bool time
         {"sessions": [[*good[:3], ["a"], *good[4:]]]},  # bad device
-        {"sessions": [[*good[:8], -1, None, None]]},  # bad idle
-        {"sessions": [[*good[:9], now + 5, None]]},  # grace without renewer
+        {"sessions": [[*good[:8], -1, *good[9:]]]},  # bad idle
+        {"sessions": [[*good[:9], now + 5, *good[10:]]]},  # grace without renewer
         {"sessions": [[good[0], "", *good[2:]]]},  # empty subject
+        {"sessions": [[*good[:11], "yesterday", None]]},  # bad authenticated_at
+        {"sessions": [[*good[:11], now, 42]]},  # bad login
         {"sessions": "all of them"},
         [],
     ]

@@ -1,11 +1,12 @@
 """Random sequences of operations against a small reference model.
 
-Hypothesis drives create / read / read_all / delete / revoke / delete_all /
-advance-clock / collect on a manager over the in-memory storage, and a plain
-reference model predicts every outcome. The model is written independently of
-`usersession.policy`: if a rule there is wrong, the two disagree.
+Hypothesis drives create / read / read_all / delete / logout / revoke /
+delete_all (with and without keep) / advance-clock / collect on a manager over
+the in-memory storage, and a plain reference model predicts every outcome.
+The model is written independently of `usersession.policy`: if a rule there
+is wrong, the two disagree.
 
-After every step the invariants of DESIGN.md are checked:
+After every step the invariants (docs/behaviour.md) are checked:
 - T1 no session is returned by read/read_all at or after its expires_at;
 - T2 no session idle for >= idle is returned or listed (a superseded one is
   exempt from idle and never listed);
@@ -16,7 +17,10 @@ After every step the invariants of DESIGN.md are checked:
 - R1 a renewal yields a new id exactly once per old session;
 - R2 the renewed session keeps subject and lifetime length; R3 the old one
   lives exactly renewal_grace more (or until its expires_at), untouched by
-  idle, never renewed twice; R4 deleting a renewed session is safe.
+  idle, never renewed twice; R4 deleting a renewed session is safe;
+- L1 no session is returned at or after its login's authenticated_at + absolute;
+- L2 logout and revoke remove exactly the sessions of one login (the model's
+  login is the id of its first session), nothing of another login.
 Each removal emits exactly one delete event, with the reason the model expects.
 """
 
@@ -65,6 +69,8 @@ class Expected:
     accessed_at: int
     expires_at: int
     idle: int | None
+    login: str
+    authenticated_at: int
     grace_ends_at: int | None = None
 
     def deadline(self) -> tuple[int, DeleteReason]:
@@ -123,16 +129,20 @@ class SessionLifecycle(RuleBasedStateMachine):
         idle=st.one_of(st.none(), st.integers(1, 15)),
         renewal=st.one_of(st.none(), st.integers(1, 15)),
         grace=st.integers(1, 10),
+        absolute=st.one_of(st.none(), st.integers(1, 60)),
     )
-    def configure(self, ttl: int, idle: int | None, renewal: int | None, grace: int) -> None:
+    def configure(
+        self, ttl: int, idle: int | None, renewal: int | None, grace: int, absolute: int | None
+    ) -> None:
         idle = idle if idle is None or idle < ttl else ttl - 1
         renewal = renewal if renewal is None or renewal < ttl else ttl - 1
         grace = min(grace, ttl - 1)
         self.ttl, self.idle, self.renewal, self.grace = ttl, idle, renewal, grace
+        self.absolute = absolute
         self.manager = UserSessionManager(
             self.storage,
             session_ttl=ttl,
-            timeouts=Timeouts(idle=idle, renewal=renewal, renewal_grace=grace),
+            timeouts=Timeouts(idle=idle, renewal=renewal, renewal_grace=grace, absolute=absolute),
         )
 
     # -- the model's own bookkeeping ---------------------------------------------------
@@ -160,8 +170,11 @@ class SessionLifecycle(RuleBasedStateMachine):
         now = self.clock()
         session_id = self.manager.create(subject, SessionContext("10.0.0.1", device), ttl)
         assert session_id not in self.model
+        lifetime = ttl or self.ttl
+        if self.absolute is not None:
+            lifetime = min(lifetime, self.absolute)
         self.model[session_id] = Expected(
-            subject, device, now, now, now + (ttl or self.ttl), self.idle
+            subject, device, now, now, now + lifetime, self.idle, session_id, now
         )
         self._sweep_if_new_second()
         return session_id
@@ -179,14 +192,11 @@ class SessionLifecycle(RuleBasedStateMachine):
 
     # A session read a while after its last read is where idle, renewal and
     # the lazy re-filing of touched sessions meet: make that common.
-    @rule(
-        target=sessions,
-        session_id=sessions,
-        device=st.none(),
-        seconds=st.integers(1, 12),
-    )
-    def wait_then_read(self, session_id: str, device: Device | None, seconds: int) -> object:
+    @rule(target=sessions, session_id=sessions, seconds=st.integers(1, 12))
+    def wait_then_read(self, session_id: str, seconds: int) -> object:
         self.clock.advance(seconds)
+        record = self.model.get(session_id)
+        device = None if record is None else record.device
         return self._read(session_id, "alice", device, own=True)
 
     def _read(self, session_id: str, subject: str, device: Device | None, own: bool) -> object:
@@ -195,11 +205,12 @@ class SessionLifecycle(RuleBasedStateMachine):
         if own and record is not None:
             subject = record.subject
         context = SessionContext("10.0.0.2", device)
-        # DESIGN.md's read order: gone, then the device, then idle.
+        # The read order: gone, then the device (bound at login, fails
+        # closed), then idle.
         expected: type[Exception] | None
         if record is None or record.subject != subject or record.gone(now):
             expected = SessionNotFoundError
-        elif device is not None and record.device is not None and device != record.device:
+        elif record.device is not None and device != record.device:
             expected = SessionDeviceMismatchError
         elif record.idle_at(now):
             expected = SessionExpiredError
@@ -218,6 +229,9 @@ class SessionLifecycle(RuleBasedStateMachine):
         assert record is not None
         # T1, T2: what a read returns is within its lifetime and not idle.
         assert now < metadata.expires_at
+        # L1: nor past its login's absolute timeout.
+        assert metadata.authenticated_at == record.authenticated_at
+        assert self.absolute is None or now < record.authenticated_at + self.absolute
         assert (
             record.grace_ends_at is not None
             or record.idle is None
@@ -233,8 +247,19 @@ class SessionLifecycle(RuleBasedStateMachine):
             assert renewed is not None and session_id not in self.renewed
             self.renewed.add(session_id)
             record.grace_ends_at = now + self.grace
-            lifetime = record.expires_at - record.created_at
-            self.model[renewed] = Expected(subject, device, now, now, now + lifetime, record.idle)
+            expires_at = now + record.expires_at - record.created_at
+            if self.absolute is not None:
+                expires_at = min(expires_at, record.authenticated_at + self.absolute)
+            self.model[renewed] = Expected(
+                subject,
+                record.device,
+                now,
+                now,
+                expires_at,
+                record.idle,
+                record.login,
+                record.authenticated_at,
+            )
             new_sessions.append(renewed)
         else:
             assert renewed is None
@@ -266,21 +291,58 @@ class SessionLifecycle(RuleBasedStateMachine):
         if record is not None and record.subject == subject:
             self._remove(session_id, DeleteReason.DELETED)
 
+    def _login_of(self, session_id: str) -> list[str]:
+        record = self.model[session_id]
+        return [
+            i
+            for i, r in self.model.items()
+            if r.subject == record.subject and r.login == record.login
+        ]
+
+    @rule(session_id=sessions, subject=SUBJECTS, own=st.sampled_from([True, True, True, False]))
+    def logout(self, session_id: str, subject: str, own: bool) -> None:
+        record = self.model.get(session_id)
+        if own and record is not None:
+            subject = record.subject
+        mine = [] if record is None or record.subject != subject else self._login_of(session_id)
+        # L2: exactly the sessions of that login, and nothing else.
+        assert self.manager.logout(subject, session_id) == len(mine)
+        for removed in mine:
+            self._remove(removed, DeleteReason.DELETED)
+
     @rule(session_id=sessions, subject=SUBJECTS)
     def revoke(self, session_id: str, subject: str) -> None:
         record = self.model.get(session_id)
         if record is not None:
             subject = record.subject
+        mine = [] if record is None else self._login_of(session_id)
         removed = self.manager.revoke(subject, UserSessionManager.hash(session_id))
-        assert removed == (record is not None)
-        if record is not None:
-            self._remove(session_id, DeleteReason.DELETED)
+        assert removed == bool(mine)
+        for session in mine:
+            self._remove(session, DeleteReason.DELETED)
 
     @rule(subject=SUBJECTS)
     def delete_all(self, subject: str) -> None:
         mine = [i for i, r in self.model.items() if r.subject == subject]
         assert self.manager.delete_all(subject) == len(mine)
         for session_id in mine:
+            self._remove(session_id, DeleteReason.DELETED)
+
+    @rule(keep=sessions)
+    def delete_all_but_one_login(self, keep: str) -> None:
+        now = self.clock()
+        record = self.model.get(keep)
+        subject = "alice" if record is None else record.subject
+        if record is None or not record.readable(now):
+            try:
+                self.manager.delete_all(subject, keep=keep)
+            except SessionNotFoundError:
+                return
+            raise AssertionError("delete_all(keep=) of a dead session removed something")
+        kept = set(self._login_of(keep))
+        others = [i for i, r in self.model.items() if r.subject == subject and i not in kept]
+        assert self.manager.delete_all(subject, keep=keep) == len(others)
+        for session_id in others:
             self._remove(session_id, DeleteReason.DELETED)
 
     @rule(seconds=st.sampled_from([0, 1, 1, 2, 3, 5, 8, 13]))

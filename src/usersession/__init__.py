@@ -2,7 +2,8 @@
 
 Create, read, list, renew and delete the login sessions of a subject (a user
 id), with an absolute TTL, an optional idle timeout, automatic renewal with a
-grace period for the old id, and device binding. The default storage lives in
+grace period for the old id, logins that renewals carry on (an absolute
+login lifetime, logout of the whole login), and device binding. The default storage lives in
 process memory; see README.md for the Redis path.
 """
 
@@ -23,7 +24,13 @@ from .errors import (
     SnapshotError,
 )
 from .garbage_collector import BucketGarbageCollector
-from .manager import ReadHook, RenewHooks, UserSessionManager, check_same_device
+from .manager import (
+    ReadHook,
+    RenewHooks,
+    UserSessionManager,
+    check_same_device,
+    check_same_device_if_known,
+)
 from .options import Timeouts
 from .session import Device, SessionContext, SessionMetadata
 from .storage.limits import LimitPolicy
@@ -71,6 +78,7 @@ __all__ = [
     "UserSessionManager",
     "__version__",
     "check_same_device",
+    "check_same_device_if_known",
     "start_sweeping",
     "sweep_periodically",
     "system_clock",

@@ -1,4 +1,4 @@
-"""The demo: the seed's example flow on a ManualClock, told step by step.
+"""The demo: a login's whole life on a ManualClock, told step by step.
 
 Everything runs on the in-memory storage with a clock that only moves when
 the demo moves it, so the output is the same on every run (but for the ids,
@@ -28,7 +28,9 @@ def run(say: Callable[[str], None] = print) -> None:
     manager = UserSessionManager(
         storage,
         session_ttl=24 * HOUR,
-        timeouts=Timeouts(idle=30 * MINUTE, renewal=12 * HOUR, renewal_grace=5),
+        timeouts=Timeouts(
+            idle=30 * MINUTE, renewal=12 * HOUR, renewal_grace=5, absolute=7 * 24 * HOUR
+        ),
         renew_hooks=RenewHooks(
             on_already_renewed_here=lambda old: say(
                 f"           (hook) '{short(old)}' was already renewed by this manager"
@@ -53,7 +55,10 @@ def run(say: Callable[[str], None] = print) -> None:
         hours, rest = divmod(elapsed, HOUR)
         return f"[{hours:2d}h{rest // MINUTE:02d}m{rest % MINUTE:02d}s]"
 
-    say("usersession demo: TTL 24 h, idle 30 min, renewal after 12 h with a 5 s grace.")
+    say(
+        "usersession demo: TTL 24 h, idle 30 min, renewal after 12 h with a 5 s grace, "
+        "logins last at most 7 days."
+    )
     say("Ids are shown as the first characters of their handle, never raw.")
     session_id = manager.create("uid1", laptop)
     say(f"{at()} uid1 logs in from a laptop: session '{short(session_id)}'")
@@ -63,6 +68,10 @@ def run(say: Callable[[str], None] = print) -> None:
         manager.read("uid1", session_id, SessionContext(ip="10.0.0.9", device=phone.device))
     except SessionDeviceMismatchError as error:
         say(f"{at()} the laptop's id used from a phone: refused, {error.code}")
+    try:
+        manager.read("uid1", session_id, SessionContext(ip="10.0.0.9"))
+    except SessionDeviceMismatchError:
+        say(f"{at()} ... and from a context that names no device: refused too (fails closed)")
 
     phone_id = manager.create("uid1", phone)
     say(f"{at()} uid1 logs in from a phone too: session '{short(phone_id)}'")
@@ -86,6 +95,11 @@ def run(say: Callable[[str], None] = print) -> None:
         _, renewed = manager.read("uid1", session_id, laptop)
     say(f"{at()} the laptop kept reading every 20 min; this read renewed the session:")
     say(f"{at()}   new id '{short(renewed)}' goes to the client")
+    successor, _ = manager.read("uid1", renewed, laptop)
+    say(
+        f"{at()}   same login: it began {(clock() - successor.authenticated_at) // HOUR} h ago, "
+        f"ends by {(successor.authenticated_at + 7 * 24 * HOUR - clock()) // HOUR} h from now"
+    )
     _, again = manager.read("uid1", session_id, laptop)
     say(f"{at()} a request already in flight with the old id still works (renewed: {again})")
     clock.advance(5)
@@ -101,10 +115,11 @@ def run(say: Callable[[str], None] = print) -> None:
     say(f"{at()} uid1 has {len(listing)} active sessions")
     phone_handle = next(h for h, m in listing.items() if m.device == phone.device)
     say(f"{at()} 'log out that device' from a devices page: {manager.revoke('uid1', phone_handle)}")
-    manager.delete("uid1", session_id)
-    say(f"{at()} the laptop logs out (deleting again is a no-op)")
-    manager.delete("uid1", session_id)
     for _ in range(3):
-        manager.create("uid1", laptop)
-    say(f"{at()} uid1 logs in 3 more times; delete_all removes {manager.delete_all('uid1')}")
+        manager.create("uid1", phone)
+    say(f"{at()} uid1 logs in from 3 more devices, then changes their password:")
+    removed = manager.delete_all("uid1", keep=session_id)
+    say(f"{at()}   'sign out everywhere else' (delete_all keep=) removes {removed}")
+    say(f"{at()} the laptop logs out: {manager.logout('uid1', session_id)} session of its login")
+    say(f"{at()} logging out again removes {manager.logout('uid1', session_id)}")
     say(f"{at()} the storage holds {len(storage)} sessions")

@@ -14,7 +14,7 @@ import secrets
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .clock import Clock, check_clock, system_clock
 from .errors import (
@@ -23,6 +23,7 @@ from .errors import (
     InvalidTypeError,
     SessionDeviceMismatchError,
     SessionExpiredError,
+    SessionLimitError,
     SessionNotFoundError,
     SessionStorageError,
 )
@@ -36,9 +37,16 @@ from .options import (
     check_ttl,
     validate_options,
 )
-from .policy import Verdict, grace_end, new_metadata, read_verdict, renewed_metadata
+from .policy import (
+    Verdict,
+    grace_end,
+    is_active,
+    new_metadata,
+    read_verdict,
+    renewed_metadata,
+)
 from .session import SessionContext, SessionMetadata
-from .storage.protocol import DeleteReason, SessionStorage
+from .storage.protocol import AsyncSessionStorage, DeleteReason, SessionStorage, storage_kind
 
 _log = logging.getLogger("usersession")
 
@@ -48,7 +56,8 @@ ReadHook = Callable[[str, str, SessionContext, SessionMetadata], None]
 
 @dataclass(frozen=True, slots=True)
 class RenewHooks:
-    """The seed's renewal callbacks; each receives the old session id.
+    """The renewal callbacks of `@thermopylae/lib.user-session`; each receives
+    the old session id.
 
     - `on_already_renewed_here`: a read found the session already renewed by
       this manager (another request of this process won, or the client is
@@ -80,22 +89,49 @@ class RenewHooks:
 def check_same_device(
     subject: str, session_id: str, context: SessionContext, metadata: SessionMetadata
 ) -> None:
-    """The default read hook: when both the caller and the session name a
-    device, name and type must match (`SessionDeviceMismatchError`)."""
-    device = context.device
+    """The default read hook: a session created with a device is bound to it.
+
+    A read from a context naming another device (name or type differ), or
+    naming no device at all, is refused with `SessionDeviceMismatchError`:
+    the binding fails closed. A session created without a device accepts any
+    context. (`check_same_device_if_known` is the lenient rule of
+    `@thermopylae/lib.user-session`.)
+    """
     stored = metadata._device
+    if stored is None:
+        return
+    device = context.device
     # Fields compared directly: the dataclass __eq__ is one more Python call per read.
+    if device is not stored and (
+        device is None or device.name != stored.name or device.type != stored.type
+    ):
+        raise _device_mismatch(subject, session_id)
+
+
+def check_same_device_if_known(
+    subject: str, session_id: str, context: SessionContext, metadata: SessionMetadata
+) -> None:
+    """The read hook of `@thermopylae/lib.user-session`: devices are compared
+    only when both the session and the context name one, so a context
+    without a device reads any session. Pass it as `read_hook=` to keep that
+    rule; the default, `check_same_device`, fails closed."""
+    stored = metadata._device
+    device = context.device
     if (
         device is not None
         and stored is not None
         and device is not stored
         and (device.name != stored.name or device.type != stored.type)
     ):
-        raise SessionDeviceMismatchError(
-            ErrorCode.FORBIDDEN_ACCESS_TO_USER_SESSION_FROM_DIFFERENT_DEVICE,
-            f"Session '{session_handle(session_id)}' of subject '{subject}' was created "
-            f"from another device.",
-        )
+        raise _device_mismatch(subject, session_id)
+
+
+def _device_mismatch(subject: str, session_id: str) -> SessionDeviceMismatchError:
+    return SessionDeviceMismatchError(
+        ErrorCode.FORBIDDEN_ACCESS_TO_USER_SESSION_FROM_DIFFERENT_DEVICE,
+        f"Session '{session_handle(session_id)}' was created from another device.",
+        subject=subject,
+    )
 
 
 StorageT = TypeVar("StorageT")
@@ -120,7 +156,7 @@ class _ManagerCore(Generic[StorageT]):
 
     def __init__(
         self,
-        storage: StorageT,
+        storage: SessionStorage | AsyncSessionStorage,
         *,
         session_ttl: int,
         id_bytes: int = 24,
@@ -130,11 +166,14 @@ class _ManagerCore(Generic[StorageT]):
         clock: Clock | None = None,
     ) -> None:
         options = validate_options(session_ttl, id_bytes, timeouts)
-        self._storage = storage
+        # Refused here, before anything can be stored through it.
+        self._storage: StorageT = self._adopt(storage)
+        self._given_storage = storage
         self._session_ttl = options.session_ttl
         self._idle = options.idle
         self._renewal = options.renewal
         self._renewal_grace = options.renewal_grace
+        self._absolute = options.absolute
         self._read_hook = check_same_device if read_hook is None else read_hook
         self._renew_hooks = RenewHooks() if renew_hooks is None else renew_hooks
         if not callable(self._read_hook):
@@ -151,18 +190,18 @@ class _ManagerCore(Generic[StorageT]):
         self._token = secrets.token_hex(8)
         _managers.add(self)
 
+    def _adopt(self, storage: object) -> StorageT:
+        """The storage the shell will call, or `InvalidTypeError` for one it
+        cannot drive (each shell says which it can)."""
+        raise NotImplementedError
+
     hash = staticmethod(session_handle)
     """`hash(session_id)`: the session's handle, safe to log and to show."""
 
     @property
-    def storage(self) -> StorageT:
-        """The storage this manager works on."""
-        return self._storage
-
-    @property
     def timeouts(self) -> Timeouts:
         """The timeouts in force."""
-        return Timeouts(self._idle, self._renewal, self._renewal_grace)
+        return Timeouts(self._idle, self._renewal, self._renewal_grace, self._absolute)
 
     @property
     def session_ttl(self) -> int:
@@ -174,18 +213,21 @@ class _ManagerCore(Generic[StorageT]):
     def _new_session(
         self, subject: str, context: SessionContext, ttl: int | None
     ) -> tuple[str, SessionMetadata]:
+        """A new id and the metadata of a new login (its `subject` is the
+        subject as storages must keep it: an exact str)."""
         # The cheap test covers every good call; the checks name the bad one.
         if type(subject) is not str or not subject or type(context) is not SessionContext:
-            check_subject(subject)
+            subject = check_subject(subject)
             check_context(context)
         ttl = self._session_ttl if ttl is None else check_ttl(ttl)
-        metadata = new_metadata(subject, context, self._clock(), ttl, self._idle)
+        metadata = new_metadata(subject, context, self._clock(), ttl, self._idle, self._absolute)
         return self._ids.new_id(), metadata
 
     # -- read ------------------------------------------------------------------
 
     @staticmethod
-    def _check_read(subject: object, session_id: object, context: object) -> None:
+    def _check_read(subject: str, session_id: object, context: object) -> str:
+        """The subject as storages keep it, after checking the arguments."""
         # The cheap test covers every good call; the checks name the bad one.
         if (
             type(subject) is not str
@@ -193,21 +235,23 @@ class _ManagerCore(Generic[StorageT]):
             or type(session_id) is not str
             or type(context) is not SessionContext
         ):
-            check_subject(subject)
+            subject = check_subject(subject)
             check_session_id(session_id)
             check_context(context)
+        return subject
 
     @classmethod
     def _check_renew(
-        cls, subject: object, session_id: object, metadata: object, context: object
-    ) -> None:
-        cls._check_read(subject, session_id, context)
+        cls, subject: str, session_id: object, metadata: object, context: object
+    ) -> str:
+        subject = cls._check_read(subject, session_id, context)
         if not isinstance(metadata, SessionMetadata):
             raise InvalidTypeError(
                 ErrorCode.INVALID_OPTION,
                 f"metadata must be the SessionMetadata a read returned, "
                 f"not {type(metadata).__name__}.",
             )
+        return subject
 
     def _judge(
         self,
@@ -221,36 +265,49 @@ class _ManagerCore(Generic[StorageT]):
         """Steps 1-3 of a read of a stored session: gone, the read hook, the
         grace. Raises or returns what the shell must do next (GRACE, IDLE,
         RENEW or TOUCH)."""
-        verdict = read_verdict(metadata, now, self._renewal)
+        verdict = read_verdict(metadata, now, self._renewal, self._absolute)
         if renew_now and verdict is Verdict.TOUCH:
             # An explicit renew() renews whatever the age (even one that
             # another host's clock makes look a second younger than 0).
             verdict = Verdict.RENEW
         if verdict is Verdict.GONE:
-            raise self._not_found(session_id)
+            raise self._not_found(session_id, subject)
         self._read_hook(subject, session_id, context, metadata)
         if verdict is Verdict.GRACE:
             self._already_renewed(session_id, metadata._renewed_by)
         return verdict
 
-    def _expired(self, session_id: str) -> SessionExpiredError:
+    def _expired(self, session_id: str, subject: str) -> SessionExpiredError:
         handle = session_handle(session_id)
         _log.debug("usersession: session '%s' expired for being idle", handle)
         return SessionExpiredError(
-            ErrorCode.USER_SESSION_EXPIRED, f"Session '{handle}' expired for being idle."
+            ErrorCode.USER_SESSION_EXPIRED,
+            f"Session '{handle}' expired for being idle.",
+            subject=subject,
         )
 
     @staticmethod
-    def _not_found(session_id: str) -> SessionNotFoundError:
+    def _not_found(session_id: str, subject: str) -> SessionNotFoundError:
         return SessionNotFoundError(
             ErrorCode.USER_SESSION_NOT_FOUND,
             f"Session '{session_handle(session_id)}' doesn't exist.",
+            subject=subject,
         )
+
+    def _listed(
+        self, listed: list[tuple[str, SessionMetadata]], now: int
+    ) -> dict[str, SessionMetadata]:
+        """`read_all`'s answer from what the storage listed: the storage
+        judged each session by itself; the absolute timeout is this manager's."""
+        absolute = self._absolute
+        if absolute is None:
+            return dict(listed)
+        return {handle: meta for handle, meta in listed if is_active(meta, now, absolute)}
 
     # -- renew -----------------------------------------------------------------
 
     def _successor(
-        self, metadata: SessionMetadata, context: SessionContext, now: int
+        self, session_id: str, metadata: SessionMetadata, context: SessionContext, now: int
     ) -> tuple[str, SessionMetadata, int, str]:
         """The new id, the new metadata, the old session's grace end and this
         call's claim on the renewal."""
@@ -261,7 +318,11 @@ class _ManagerCore(Generic[StorageT]):
             )
         grace_ends_at = grace_end(now, self._renewal_grace)
         claim = f"{self._token}:{secrets.token_hex(8)}"
-        return self._ids.new_id(), renewed_metadata(metadata, context, now), grace_ends_at, claim
+        handle = metadata._handle
+        if handle is None:
+            handle = session_handle(session_id)
+        successor = renewed_metadata(metadata, handle, context, now, self._absolute)
+        return self._ids.new_id(), successor, grace_ends_at, claim
 
     def _renewal_outcome(
         self, session_id: str, claim: str, renewed_by: str | None, new_id: str
@@ -292,9 +353,39 @@ class _ManagerCore(Generic[StorageT]):
         if hook is not None:
             hook(session_id, error)
 
+    @staticmethod
+    def _renewal_refused(session_id: str) -> None:
+        # A read stays a read: the session is valid, only its successor did
+        # not fit. The storage counted the refusal; the next read retries.
+        _log.debug(
+            "usersession: renewal of session '%s' refused by a storage limit",
+            session_handle(session_id),
+        )
+
+    # -- logins ----------------------------------------------------------------
+
+    @staticmethod
+    def _check_delete(subject: str, session_id: object) -> str:
+        subject = check_subject(subject)
+        check_session_id(session_id)
+        return subject
+
+    @staticmethod
+    def _check_revoke(subject: str, handle: object) -> str:
+        subject = check_subject(subject)
+        check_handle(handle)
+        return subject
+
+    def _kept(self, removed: int | None, keep: str, subject: str) -> int:
+        """`delete_all(keep=)`'s answer: the count, or not found if the
+        storage found `keep` dead (and removed nothing)."""
+        if removed is None:
+            raise self._not_found(keep, subject)
+        return removed
+
 
 class UserSessionManager(_ManagerCore[SessionStorage]):
-    """Creates, reads, renews and deletes the sessions of subjects (user ids).
+    """Creates, reads, renews and ends the sessions of subjects (user ids).
 
     >>> from usersession import InMemorySessionStorage, SessionContext
     >>> manager = UserSessionManager(InMemorySessionStorage(), session_ttl=3600)
@@ -303,19 +394,40 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
 
     Options are checked here (`InvalidOptionsError`): `session_ttl > 0`,
     `0 < idle, renewal, renewal_grace < session_ttl`, `renewal_grace` required
-    with `renewal`, `id_bytes >= 16`. The clock defaults to the storage's.
-    Every method costs O(1) storage operations except `read_all`,
-    `delete_all` and `revoke` (O(sessions of the subject)).
+    with `renewal`, `absolute > 0`, every duration at most 100 years,
+    `id_bytes >= 16`. A storage this manager cannot drive (an async one, or
+    anything that is not a `SessionStorage`) raises `InvalidTypeError`. The
+    clock defaults to the storage's. Every method costs O(1) storage
+    operations; `read_all`, `delete_all`, `revoke` and the `logout` of a
+    renewed login cost O(sessions of the subject).
     """
 
+    def _adopt(self, storage: object) -> SessionStorage:
+        kind = storage_kind(storage)
+        if kind == "sync":
+            return cast(SessionStorage, storage)
+        if kind == "async":
+            raise InvalidTypeError(
+                ErrorCode.INVALID_OPTION,
+                f"{type(storage).__name__} is an async storage: use it with "
+                f"AsyncUserSessionManager.",
+            )
+        raise InvalidTypeError(ErrorCode.INVALID_OPTION, f"{kind}.")
+
+    @property
+    def storage(self) -> SessionStorage:
+        """The storage this manager works on."""
+        return self._storage
+
     def create(self, subject: str, context: SessionContext, ttl: int | None = None) -> str:
-        """Start a session for `subject`; return its new id.
+        """Start a login for `subject`; return its first session's id.
 
         `ttl` (seconds, > 0) overrides `session_ttl` for this session and may
-        exceed it. Bad arguments raise `InvalidOptionsError` and store nothing.
+        exceed it (`Timeouts.absolute` still caps it). Bad arguments raise
+        `InvalidOptionsError` and store nothing.
         """
         session_id, metadata = self._new_session(subject, context, ttl)
-        self._storage.insert(subject, session_id, metadata)
+        self._storage.insert(metadata._subject, session_id, metadata)
         return session_id
 
     def read(
@@ -325,11 +437,12 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
 
         `renewed_id` is the new session id when this read renewed the session
         (send it to the client: the old id works only for the grace period),
-        else None. Raises `SessionNotFoundError` (unknown, deleted, expired or
-        another subject's), `SessionDeviceMismatchError` (default read hook),
-        `SessionExpiredError` (idle; the session is deleted), and, when it
-        renews on a full storage with a `REFUSE` limit, `SessionLimitError`
-        (the session itself stays valid).
+        else None. Raises `SessionNotFoundError` (unknown, deleted, expired,
+        past the login's absolute timeout, or another subject's),
+        `SessionDeviceMismatchError` (default read hook), `SessionExpiredError`
+        (idle; the session is deleted). A renewal that a storage limit refuses
+        does not fail the read: the session is touched and returned, and a
+        later read tries again.
         """
         return self._read(subject, session_id, context, renew_now=False)
 
@@ -342,20 +455,21 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
 
         The session is judged as a read judges it (not found, read hook, idle:
         the same errors), and the successor is built from the stored session;
-        `metadata` is checked but only kept for the original's signature.
+        `metadata` is checked but only kept for the original's signature. A
+        storage limit that refuses the successor raises `SessionLimitError`.
         """
-        self._check_renew(subject, session_id, metadata, context)
+        subject = self._check_renew(subject, session_id, metadata, context)
         return self._read(subject, session_id, context, renew_now=True)[1]
 
     def _read(
         self, subject: str, session_id: str, context: SessionContext, *, renew_now: bool
     ) -> tuple[SessionMetadata, str | None]:
-        self._check_read(subject, session_id, context)
+        subject = self._check_read(subject, session_id, context)
         now = self._clock()
         storage = self._storage
         metadata = storage.read(subject, session_id, now)
         if metadata is None:
-            raise self._not_found(session_id)
+            raise self._not_found(session_id, subject)
         verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
         if verdict is Verdict.TOUCH:
             storage.touch(subject, session_id, metadata, now)
@@ -364,8 +478,15 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
             return metadata, None
         if verdict is Verdict.IDLE:
             storage.delete(subject, session_id, DeleteReason.IDLE)
-            raise self._expired(session_id)
-        return metadata, self._renew(subject, session_id, metadata, context, now)
+            raise self._expired(session_id, subject)
+        try:
+            return metadata, self._renew(subject, session_id, metadata, context, now)
+        except SessionLimitError:
+            if renew_now:
+                raise
+            self._renewal_refused(session_id)
+            storage.touch(subject, session_id, metadata, now)
+            return metadata, None
 
     def _renew(
         self,
@@ -375,10 +496,12 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
         context: SessionContext,
         now: int,
     ) -> str | None:
-        new_id, new_metadata, grace_ends_at, claim = self._successor(metadata, context, now)
+        new_id, successor, grace_ends_at, claim = self._successor(
+            session_id, metadata, context, now
+        )
         try:
             renewed_by = self._storage.renew(
-                subject, session_id, grace_ends_at, claim, new_id, new_metadata
+                subject, session_id, grace_ends_at, claim, new_id, successor
             )
         except SessionStorageError as error:
             self._renewal_failed(session_id, error)
@@ -387,25 +510,45 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
 
     def read_all(self, subject: str) -> Mapping[str, SessionMetadata]:
         """The subject's active sessions, keyed by handle (not by id: a
-        devices page must never hold another device's credential)."""
-        check_subject(subject)
-        return dict(self._storage.read_all(subject, self._clock()))
+        devices page must never hold another device's credential). One per
+        login: a session superseded by a renewal is not listed."""
+        subject = check_subject(subject)
+        now = self._clock()
+        return self._listed(self._storage.read_all(subject, now), now)
 
     def delete(self, subject: str, session_id: str) -> None:
-        """End one session. Unknown, foreign or already deleted ids: no-op."""
-        check_subject(subject)
-        check_session_id(session_id)
+        """End one session (not its login: see `logout`). Unknown, foreign or
+        already deleted ids: no-op."""
+        subject = self._check_delete(subject, session_id)
         self._storage.delete(subject, session_id)
 
-    def revoke(self, subject: str, handle: str) -> bool:
-        """End the session of `subject` that `handle` names ("log out that
-        device"); return whether one was removed."""
-        check_subject(subject)
-        check_handle(handle)
-        return self._storage.delete_by_handle(subject, handle)
+    def logout(self, subject: str, session_id: str) -> int:
+        """End the login `session_id` belongs to: every stored session of it
+        (a predecessor inside its renewal grace, the session, its successor),
+        each with reason `DELETED`. Returns how many were removed; unknown or
+        foreign ids remove nothing and return 0."""
+        subject = self._check_delete(subject, session_id)
+        return self._storage.delete_login(subject, session_id)
 
-    def delete_all(self, subject: str) -> int:
-        """End every session of `subject`, superseded ones included; return
-        how many were removed."""
-        check_subject(subject)
-        return self._storage.delete_all(subject)
+    def revoke(self, subject: str, handle: str) -> bool:
+        """End the login of the session of `subject` that `handle` names ("log
+        out that device"), its other ids included; return whether anything
+        was removed."""
+        subject = self._check_revoke(subject, handle)
+        return self._storage.delete_login_by_handle(subject, handle) > 0
+
+    def delete_all(self, subject: str, *, keep: str | None = None) -> int:
+        """End every session of `subject` (superseded ones included); return
+        how many were removed.
+
+        With `keep` (a session id), end every *other* login and keep the login
+        of `keep` ("sign out of all other sessions", after a password change).
+        A `keep` that is not a live session of `subject` raises
+        `SessionNotFoundError` and removes nothing.
+        """
+        subject = check_subject(subject)
+        if keep is None:
+            return self._storage.delete_all(subject)
+        check_session_id(keep)
+        removed = self._storage.delete_other_logins(subject, keep, self._clock())
+        return self._kept(removed, keep, subject)

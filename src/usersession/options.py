@@ -15,6 +15,11 @@ from .session import SessionContext
 MIN_ID_BYTES = 16
 """Fewer random bytes than this (128 bits) make ids guessable at scale: refused."""
 
+MAX_SECONDS = 100 * 365 * 86_400
+"""The longest TTL or timeout accepted: 100 years of seconds. Longer is a
+bug (a timestamp passed as a duration, a unit mistake), and beyond about
+1e14 s Redis cannot set the expiry at all, so it is refused everywhere."""
+
 MAX_ID_BYTES = 1024
 """More random bytes per id than this (8192 bits) is a misconfiguration, not
 security: refused, so that an id pool refill always yields many ids."""
@@ -29,12 +34,19 @@ class Timeouts:
     - `renewal`: a session this old is replaced by a new one on its next read.
     - `renewal_grace`: how long the replaced session stays readable, so that
       requests already in flight with the old id still succeed. Required when
-      `renewal` is set; ignored otherwise (as in the seed).
+      `renewal` is set; ignored otherwise (as in `@thermopylae/lib.user-session`).
+    - `absolute`: how long a login lasts, however often it is renewed (OWASP's
+      absolute timeout): no session of a login is readable at or after
+      `authenticated_at + absolute`. Unset, each renewal gets a full lifetime
+      again, so an active user stays logged in for as long as they are active.
+
+    Every value is an int of seconds, > 0 and at most `MAX_SECONDS`.
     """
 
     idle: int | None = None
     renewal: int | None = None
     renewal_grace: int | None = None
+    absolute: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +58,12 @@ class ManagerOptions:
     idle: int | None
     renewal: int | None
     renewal_grace: int | None
+    absolute: int | None
 
 
 def validate_options(session_ttl: object, id_bytes: object, timeouts: object) -> ManagerOptions:
-    """Check a manager's options against DESIGN.md; return them typed, or raise
-    `InvalidOptionsError` naming the first one that is wrong."""
+    """Check a manager's options (docs/behaviour.md, "Options"); return them
+    typed, or raise `InvalidOptionsError` naming the first one that is wrong."""
     ttl = _positive_int(session_ttl, "session_ttl", ErrorCode.INVALID_TTL)
     size = _int(id_bytes, "id_bytes", ErrorCode.INVALID_SESSION_ID_LENGTH)
     if size < MIN_ID_BYTES:
@@ -85,18 +98,27 @@ def validate_options(session_ttl: object, id_bytes: object, timeouts: object) ->
             "renewal_grace",
             ErrorCode.INVALID_OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL,
         )
-    return ManagerOptions(ttl, size, idle, renewal, grace)
+    absolute = None
+    if timeouts.absolute is not None:
+        absolute = _positive_int(timeouts.absolute, "absolute", ErrorCode.INVALID_ABSOLUTE_TIMEOUT)
+    return ManagerOptions(ttl, size, idle, renewal, grace, absolute)
 
 
 def check_subject(subject: object) -> str:
-    """A subject is any non-empty str: colons, spaces and unicode are fine."""
-    if type(subject) is not str:
+    """A subject is any non-empty str: colons, spaces and unicode are fine.
+
+    Returns it as an exact `str`: a subclass (a `StrEnum` member, say) is
+    accepted, and its plain value is what storages keep, compare and key by,
+    so the subclass object is never retained.
+    """
+    if not isinstance(subject, str):
         raise InvalidTypeError(
             ErrorCode.INVALID_SUBJECT, f"subject must be a str, not {type(subject).__name__}."
         )
     if not subject:
         raise InvalidOptionsError(ErrorCode.INVALID_SUBJECT, "subject must not be empty.")
-    return subject
+    # str.__str__, not str(): a subclass may override __str__ (Enum does).
+    return subject if type(subject) is str else str.__str__(subject)
 
 
 def check_session_id(session_id: object) -> str:
@@ -143,8 +165,20 @@ def _int(value: object, name: str, code: ErrorCode) -> int:
 def _positive_int(value: object, name: str, code: ErrorCode) -> int:
     number = _int(value, name, code)
     if number <= 0:
-        raise InvalidOptionsError(code, f"{name} must be > 0 seconds, got {number}.")
+        raise InvalidOptionsError(code, f"{name} must be > 0 seconds, got {_shown(number)}.")
+    if number > MAX_SECONDS:
+        raise InvalidOptionsError(
+            code,
+            f"{name} must be at most {MAX_SECONDS} seconds (100 years), got {_shown(number)}.",
+        )
     return number
+
+
+def _shown(number: int) -> str:
+    # str() of an int of more than 4300 digits raises ValueError.
+    if -(10**18) < number < 10**18:
+        return str(number)
+    return f"an int of {number.bit_length()} bits"
 
 
 def _below_ttl(value: object, ttl: int, name: str, code: ErrorCode) -> int | None:

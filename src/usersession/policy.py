@@ -14,10 +14,11 @@ from .storage.protocol import DeleteReason
 
 
 class Verdict(Enum):
-    """What a read must do with a stored session (DESIGN.md, "read")."""
+    """What a read must do with a stored session (docs/behaviour.md, "Reading")."""
 
     GONE = "gone"
-    """Past `expires_at`, or past the grace of a renewal: not found."""
+    """Past `expires_at`, past the login's absolute timeout, or past the grace
+    of a renewal: not found."""
     GRACE = "grace"
     """Superseded by a renewal, inside its grace: return it as it is."""
     IDLE = "idle"
@@ -28,15 +29,22 @@ class Verdict(Enum):
     """Alive: record the access and return it."""
 
 
-def read_verdict(meta: SessionMetadata, now: int, renewal: int | None) -> Verdict:
-    """What a read at `now` must do with `meta`, in the order DESIGN.md fixes.
+def read_verdict(
+    meta: SessionMetadata, now: int, renewal: int | None, absolute: int | None = None
+) -> Verdict:
+    """What a read at `now` must do with `meta`, in the order docs/behaviour.md fixes.
 
     Idle is judged before renewal: a session nobody used for the idle timeout
-    is over, however old it is (the seed renews it instead). A superseded
-    session is exempt from idle: its grace is short and bounded. Idle uses the
-    timeout the session was created under.
+    is over, however old it is (`@thermopylae/lib.user-session` renews it
+    instead). A superseded session is exempt from idle: its grace is short
+    and bounded. Idle uses the timeout the session was created under. The
+    absolute timeout is the reading manager's: a session stored by a manager
+    without it (or with a longer one) is still not readable past
+    `authenticated_at + absolute`.
     """
-    if now >= meta._expires_at:
+    if now >= meta._expires_at or (
+        absolute is not None and now - meta._authenticated_at >= absolute
+    ):
         return Verdict.GONE
     grace_ends_at = meta._grace_ends_at
     if grace_ends_at is not None:
@@ -49,15 +57,18 @@ def read_verdict(meta: SessionMetadata, now: int, renewal: int | None) -> Verdic
     return Verdict.TOUCH
 
 
-def is_active(meta: SessionMetadata, now: int) -> bool:
-    """Whether `read_all` lists the session: not expired, not superseded by a
+def is_active(meta: SessionMetadata, now: int, absolute: int | None = None) -> bool:
+    """Whether `read_all` lists the session: not expired (nor past the
+    login's absolute timeout, when one is given), not superseded by a
     renewal, not idle. (A session due for renewal is still active.)
 
-    The same judgement as `read_verdict(meta, now, None) is Verdict.TOUCH`,
-    spelled out because listing makes it once per session (a property test
-    holds the two together).
+    The same judgement as `read_verdict(meta, now, None, absolute) is
+    Verdict.TOUCH`, spelled out because listing makes it once per session (a
+    property test holds the two together).
     """
     if now >= meta._expires_at or meta._grace_ends_at is not None:
+        return False
+    if absolute is not None and now - meta._authenticated_at >= absolute:
         return False
     idle = meta._idle
     return idle is None or now - meta._accessed_at < idle
@@ -85,26 +96,86 @@ def deadline(meta: SessionMetadata) -> tuple[int, DeleteReason]:
 
 
 def new_metadata(
-    subject: str, context: SessionContext, now: int, ttl: int, idle: int | None
+    subject: str,
+    context: SessionContext,
+    now: int,
+    ttl: int,
+    idle: int | None,
+    absolute: int | None = None,
 ) -> SessionMetadata:
-    """The metadata of a session created at `now` with `ttl` seconds to live.
+    """The metadata of a login's first session, created at `now` with `ttl`
+    seconds to live (never past `now + absolute`).
 
     A new object, never the caller's context: two sessions created from one
     context share nothing that changes.
     """
+    if absolute is not None and absolute < ttl:
+        ttl = absolute
     # Positional: a create builds one of these, and keywords cost a tenth more.
     return SessionMetadata(
-        context.ip, context.device, context.location, now, now, now + ttl, idle, None, None, subject
+        context.ip,
+        context.device,
+        context.location,
+        now,
+        now,
+        now + ttl,
+        idle,
+        None,
+        None,
+        subject,
+        now,
     )
 
 
-def renewed_metadata(old: SessionMetadata, context: SessionContext, now: int) -> SessionMetadata:
-    """The session that replaces `old` when it is renewed at `now`.
+def renewed_metadata(
+    old: SessionMetadata,
+    old_handle: str,
+    context: SessionContext,
+    now: int,
+    absolute: int | None = None,
+) -> SessionMetadata:
+    """The session that replaces `old` (whose handle is `old_handle`) when it
+    is renewed at `now`.
 
-    Same subject, same lifetime length (`expires_at - created_at`), same idle
-    timeout; the renewing context; born now.
+    It continues the login: same subject, same `authenticated_at`, same
+    device (the binding is fixed at login; only ip and location come from the
+    renewing context), same idle timeout, same login key (`login_key`). It is
+    born now and gets the old session's lifetime length (`expires_at -
+    created_at`), but never lives past `authenticated_at + absolute`.
     """
-    return new_metadata(old._subject, context, now, old._expires_at - old._created_at, old._idle)
+    expires_at = now + (old._expires_at - old._created_at)
+    if absolute is not None:
+        expires_at = min(expires_at, old._authenticated_at + absolute)
+    return SessionMetadata(
+        context.ip,
+        old._device,
+        context.location,
+        now,
+        now,
+        expires_at,
+        old._idle,
+        None,
+        None,
+        old._subject,
+        old._authenticated_at,
+        login_key(old_handle, old),
+    )
+
+
+def login_key(handle: str, meta: SessionMetadata) -> str:
+    """What names the login a session belongs to: the handle of the login's
+    first session. A session that was never renewed and descends from no
+    renewal is a login on its own, named by its own handle."""
+    login = meta._login
+    return handle if login is None else login
+
+
+def same_login(
+    handle: str, meta: SessionMetadata, other_handle: str, other_meta: SessionMetadata
+) -> bool:
+    """Whether two sessions (each with its handle) belong to one login: a
+    session and its predecessor inside its renewal grace do."""
+    return login_key(handle, meta) == login_key(other_handle, other_meta)
 
 
 def grace_end(now: int, renewal_grace: int) -> int:

@@ -57,16 +57,23 @@ class SessionMetadata:
     it would change the session behind the storage's back. All times are Unix
     seconds.
 
+    A session belongs to a *login*: the session `create` made, and every
+    session renewals derived from it. `authenticated_at` is when the login
+    began; every successor copies it.
+
     The underscored slots are bookkeeping shared by the policy and the
     storages: the idle timeout the session was created under, the end of its
     renewal grace once it has been superseded, which manager renewed it, the
-    subject, the session's handle once computed, and the deadline second the
-    storage filed it under. Keeping them on this one object, instead of in
-    wrapper objects, is what keeps a stored session at about 300 bytes.
+    subject, the session's handle once computed, the deadline second the
+    storage filed it under, and the login's key (the handle of the login's
+    first session; None until the login has been renewed, when the session
+    is the whole login). Keeping them on this one object, instead of in
+    wrapper objects, is what keeps a stored session at about 350 bytes.
     """
 
     __slots__ = (
         "_accessed_at",
+        "_authenticated_at",
         "_created_at",
         "_device",
         "_due",
@@ -76,6 +83,7 @@ class SessionMetadata:
         "_idle",
         "_ip",
         "_location",
+        "_login",
         "_renewed_by",
         "_subject",
     )
@@ -92,6 +100,8 @@ class SessionMetadata:
     _subject: str
     _handle: str | None
     _due: int
+    _authenticated_at: int
+    _login: str | None
 
     def __init__(
         self,
@@ -105,6 +115,8 @@ class SessionMetadata:
         grace_ends_at: int | None = None,
         renewed_by: str | None = None,
         subject: str = "",
+        authenticated_at: int | None = None,
+        login: str | None = None,
     ) -> None:
         self._ip = ip
         self._device = device
@@ -118,6 +130,8 @@ class SessionMetadata:
         self._subject = subject
         self._handle = None
         self._due = expires_at
+        self._authenticated_at = created_at if authenticated_at is None else authenticated_at
+        self._login = login
 
     @property
     def ip(self) -> str:
@@ -150,6 +164,12 @@ class SessionMetadata:
         return self._expires_at
 
     @property
+    def authenticated_at(self) -> int:
+        """When the login this session belongs to began (Unix s): the
+        `created_at` of its first session, copied by every renewal."""
+        return self._authenticated_at
+
+    @property
     def subject(self) -> str:
         """The subject (user id) the session belongs to."""
         return self._subject
@@ -167,6 +187,7 @@ class SessionMetadata:
             self._created_at,
             self._accessed_at,
             self._expires_at,
+            self._authenticated_at,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -180,6 +201,7 @@ class SessionMetadata:
         return (
             f"SessionMetadata(ip={self._ip!r}, device={self._device!r}, "
             f"location={self._location!r}, created_at={self._created_at}, "
-            f"accessed_at={self._accessed_at}, expires_at={self._expires_at}"
+            f"accessed_at={self._accessed_at}, expires_at={self._expires_at}, "
+            f"authenticated_at={self._authenticated_at}"
             f"{', renewed' if self._grace_ends_at is not None else ''})"
         )

@@ -9,8 +9,10 @@ Layout, for a subject `S` and a session whose handle is `H`
 (`usersession.ids.session_handle`, never the raw id):
 
 - `<prefix>:{<S encoded>}:session:<H>`: a hash with the fields `metadata`
-  (the serialised `SessionMetadata`), `accessed_at`, `expires_at` and, once
-  superseded by a renewal, `grace_ends_at` and `renewed_by`. The plain fields
+  (the serialised `SessionMetadata`), `accessed_at`, `expires_at`, once
+  superseded by a renewal `grace_ends_at` and `renewed_by`, and once its
+  login has been renewed `login` (`policy.login_key`: the handle of the
+  login's first session). The plain fields
   win over the copies inside `metadata`: the scripts update them without
   decoding a serializer's bytes. The key's TTL is the session's remaining
   life (`policy.deadline`), so Redis expires it on its own.
@@ -51,7 +53,7 @@ _log = logging.getLogger("usersession")
 class Serializer(Protocol):
     """Turns a `SessionMetadata` into bytes and back, every field included
     (the public ones, the subject, and `_idle`, `_grace_ends_at`,
-    `_renewed_by`)."""
+    `_renewed_by`, `_login`)."""
 
     def dumps(self, metadata: SessionMetadata) -> bytes:
         """The bytes stored for `metadata`."""
@@ -84,6 +86,8 @@ class JsonSerializer:
             "idle": metadata._idle,
             "grace_ends_at": metadata._grace_ends_at,
             "renewed_by": metadata._renewed_by,
+            "authenticated_at": metadata._authenticated_at,
+            "login": metadata._login,
         }
         try:
             # ASCII output: lone surrogates in a str survive the round trip.
@@ -110,6 +114,9 @@ class JsonSerializer:
             grace_ends_at=record["grace_ends_at"],
             renewed_by=record["renewed_by"],
             subject=record["subject"],
+            # Absent from what releases before logins wrote: a login of one session.
+            authenticated_at=record.get("authenticated_at"),
+            login=record.get("login"),
         )
 
 
@@ -189,6 +196,46 @@ local function put(key, index, handle, blob, accessed_at, expires_at, now, deadl
 end
 """
 
+_FIELDS = "'metadata', 'accessed_at', 'grace_ends_at', 'renewed_by', 'login'"
+_FIELD_COUNT = 5
+
+# Removal of several sessions of one subject, returning what listeners need.
+_LUA_REMOVE = f"""
+-- Removes the sessions `handles` of the subject whose index is `index`.
+-- Returns {{count}}, or with want == '1' {{count, handle, {_FIELDS}, ...}}
+-- for each session removed.
+local function remove(index, key_prefix, handles, want)
+  local removed = {{0}}
+  for i = 1, #handles do
+    local key = key_prefix .. handles[i]
+    local fields = nil
+    if want == '1' then fields = redis.call('HMGET', key, {_FIELDS}) end
+    if redis.call('DEL', key) == 1 then
+      removed[1] = removed[1] + 1
+      if fields then
+        removed[#removed + 1] = handles[i]
+        for j = 1, {_FIELD_COUNT} do removed[#removed + 1] = fields[j] end
+      end
+    end
+    redis.call('ZREM', index, handles[i])
+  end
+  return removed
+end
+
+-- The handles in `index` whose session belongs to `login` (nil: none).
+local function login_members(index, key_prefix, login)
+  local members = {{}}
+  if not login then return members end
+  local handles = redis.call('ZRANGE', index, 0, -1)
+  for i = 1, #handles do
+    if redis.call('HGET', key_prefix .. handles[i], 'login') == login then
+      members[#members + 1] = handles[i]
+    end
+  end
+  return members
+end
+"""
+
 INSERT = (
     _LUA_HELPERS
     + """
@@ -239,10 +286,12 @@ local earlier = redis.call('HGET', KEYS[1], 'renewed_by')
 if earlier then return {1, earlier} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {3} end
 local now = tonumber(ARGV[8])
+-- policy.login_key: the login is named by its first session's handle.
+local login = redis.call('HGET', KEYS[1], 'login') or ARGV[1]
 -- policy.deadline of a superseded session: the earlier of grace end and expiry.
 local ends_at = math.min(tonumber(ARGV[2]), tonumber(redis.call('HGET', KEYS[1], 'expires_at')))
 if ends_at > now then
-  redis.call('HSET', KEYS[1], 'grace_ends_at', ARGV[2], 'renewed_by', ARGV[3])
+  redis.call('HSET', KEYS[1], 'grace_ends_at', ARGV[2], 'renewed_by', ARGV[3], 'login', login)
   redis.call('PEXPIRE', KEYS[1], (ends_at - now) * 1000)
   redis.call('ZADD', KEYS[3], ends_at, ARGV[1])
 else
@@ -251,18 +300,17 @@ else
 end
 trim(KEYS[3], ARGV[10], now)
 put(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], now, tonumber(ARGV[9]))
+redis.call('HSET', KEYS[2], 'login', login)
 keep_index(KEYS[3], now)
 return {2, ARGV[3]}
 """
 )
 
-_FIELDS = "'metadata', 'accessed_at', 'grace_ends_at', 'renewed_by'"
-
 READ_ALL = (
     _LUA_HELPERS
     + f"""
 -- KEYS: index. ARGV: session key prefix, now.
--- Returns handle, metadata, accessed_at, grace_ends_at, renewed_by per session.
+-- Returns handle, {_FIELDS} per session.
 local now = tonumber(ARGV[2])
 trim(KEYS[1], ARGV[1], now)
 local listed = {{}}
@@ -271,7 +319,7 @@ for i = 1, #handles do
   local fields = redis.call('HMGET', ARGV[1] .. handles[i], {_FIELDS})
   if fields[1] then
     listed[#listed + 1] = handles[i]
-    for j = 1, 4 do listed[#listed + 1] = fields[j] end
+    for j = 1, {_FIELD_COUNT} do listed[#listed + 1] = fields[j] end
   else
     redis.call('ZREM', KEYS[1], handles[i])
   end
@@ -282,41 +330,64 @@ return listed
 
 DELETE = f"""
 -- KEYS: session, index. ARGV: handle, '1' to return the removed fields.
--- Returns {{}} if nothing was removed, else {{1}} or
--- {{1, metadata, accessed_at, grace_ends_at, renewed_by}}.
+-- Returns {{}} if nothing was removed, else {{1}} or {{1, {_FIELDS}}}.
 redis.call('ZREM', KEYS[2], ARGV[1])
 if ARGV[2] == '1' then
   local fields = redis.call('HMGET', KEYS[1], {_FIELDS})
   if redis.call('DEL', KEYS[1]) == 0 then return {{}} end
-  return {{1, fields[1], fields[2], fields[3], fields[4]}}
+  return {{1, fields[1], fields[2], fields[3], fields[4], fields[5]}}
 end
 if redis.call('DEL', KEYS[1]) == 0 then return {{}} end
 return {{1}}
 """
 
-DELETE_ALL = f"""
+DELETE_ALL = (
+    _LUA_REMOVE
+    + """
 -- KEYS: index. ARGV: session key prefix, '1' to return the removed sessions.
--- Returns {{count}} or {{count, handle, metadata, accessed_at, grace_ends_at,
--- renewed_by, ...}}.
-local handles = redis.call('ZRANGE', KEYS[1], 0, -1)
-local removed = {{0}}
-for i = 1, #handles do
-  local key = ARGV[1] .. handles[i]
-  local fields = nil
-  if ARGV[2] == '1' then fields = redis.call('HMGET', key, {_FIELDS}) end
-  if redis.call('DEL', key) == 1 then
-    removed[1] = removed[1] + 1
-    if fields then
-      removed[#removed + 1] = handles[i]
-      for j = 1, 4 do removed[#removed + 1] = fields[j] end
-    end
-  end
-end
+local removed = remove(KEYS[1], ARGV[1], redis.call('ZRANGE', KEYS[1], 0, -1), ARGV[2])
 redis.call('DEL', KEYS[1])
 return removed
 """
+)
 
-READ_FIELDS = ("metadata", "accessed_at", "grace_ends_at", "renewed_by")
+DELETE_LOGIN = (
+    _LUA_REMOVE
+    + """
+-- KEYS: session, index. ARGV: handle, session key prefix, '1' to return
+-- the removed sessions. Removes every session of the login the session
+-- belongs to (only itself if its login was never renewed).
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local members = login_members(KEYS[2], ARGV[2], redis.call('HGET', KEYS[1], 'login'))
+if #members == 0 then members = {ARGV[1]} end
+return remove(KEYS[2], ARGV[2], members, ARGV[3])
+"""
+)
+
+DELETE_OTHER_LOGINS = (
+    _LUA_REMOVE
+    + """
+-- KEYS: index. ARGV: session key prefix, '1' to return the removed sessions,
+-- handle of the session to keep, now. Removes every session of the subject
+-- outside the kept session's login; {-1} (nothing removed) if the kept
+-- session's deadline (its index score) is not after now.
+local score = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not score or tonumber(score) <= tonumber(ARGV[4]) then return {-1} end
+local keep = ARGV[1] .. ARGV[3]
+if redis.call('EXISTS', keep) == 0 then return {-1} end
+local kept = {[ARGV[3]] = true}
+local members = login_members(KEYS[1], ARGV[1], redis.call('HGET', keep, 'login'))
+for i = 1, #members do kept[members[i]] = true end
+local others = {}
+local handles = redis.call('ZRANGE', KEYS[1], 0, -1)
+for i = 1, #handles do
+  if not kept[handles[i]] then others[#others + 1] = handles[i] end
+end
+return remove(KEYS[1], ARGV[1], others, ARGV[2])
+"""
+)
+
+READ_FIELDS = ("metadata", "accessed_at", "grace_ends_at", "renewed_by", "login")
 """The hash fields `read` fetches (HMGET), in the order `decode` expects."""
 
 # -- calls and replies ----------------------------------------------------------
@@ -341,7 +412,7 @@ def decode(
 ) -> SessionMetadata:
     """The metadata from `READ_FIELDS`: the serialised copy, overruled by
     the fields the scripts keep up to date."""
-    blob, accessed_at, grace_ends_at, renewed_by = fields
+    blob, accessed_at, grace_ends_at, renewed_by, login = fields
     if not isinstance(blob, bytes | str) or accessed_at is None:
         raise _corrupt(handle, "fields are missing")
     try:
@@ -351,6 +422,7 @@ def decode(
         metadata._renewed_by = (
             None if renewed_by is None or isinstance(renewed_by, int) else _as_str(renewed_by)
         )
+        metadata._login = None if login is None or isinstance(login, int) else _as_str(login)
     except SessionStorageError:
         raise
     except Exception as error:
@@ -365,12 +437,13 @@ def decode_listed(
 ) -> list[tuple[str, SessionMetadata]]:
     """(handle, metadata) pairs from a flat reply of handle + `READ_FIELDS` groups."""
     listed = []
-    for at in range(start, len(reply), 5):
+    group = 1 + len(READ_FIELDS)
+    for at in range(start, len(reply), group):
         raw_handle = reply[at]
         if not isinstance(raw_handle, bytes | str):
             raise _corrupt("?", "a handle is missing")
         handle = _as_str(raw_handle)
-        listed.append((handle, decode(serializer, subject, handle, reply[at + 1 : at + 5])))
+        listed.append((handle, decode(serializer, subject, handle, reply[at + 1 : at + group])))
     return listed
 
 
@@ -412,17 +485,18 @@ def insert_args(
 
 @contextmanager
 def redis_errors(operation: str, subject: str, handle: str | None = None) -> Iterator[None]:
-    """Turn any Redis failure into `SessionStorageError` naming the operation,
-    the subject and the session by handle. (Nothing sent to Redis contains a
-    raw session id, so neither can the chained Redis error.)"""
+    """Turn any Redis failure into `SessionStorageError` naming the operation
+    and the session by handle; the subject is its `subject` attribute, never
+    in the message. (Nothing sent to Redis contains a raw session id, so
+    neither can the chained Redis error.)"""
     try:
         yield
     except RedisError as error:
-        session = "" if handle is None else f" session '{handle}' of"
+        session = " a subject's sessions" if handle is None else f" session '{handle}'"
         raise SessionStorageError(
             ErrorCode.STORAGE_FAILURE,
-            f"Redis failed to {operation}{session} subject '{subject}': "
-            f"{type(error).__name__}: {error}",
+            f"Redis failed to {operation}{session}: {type(error).__name__}: {error}",
+            subject=subject,
         ) from error
 
 
@@ -442,7 +516,7 @@ ScriptT = TypeVar("ScriptT")
 
 @dataclass(frozen=True, slots=True)
 class Scripts(Generic[ScriptT]):
-    """The six scripts, registered on one client (sync or asyncio)."""
+    """The scripts, registered on one client (sync or asyncio)."""
 
     insert: ScriptT
     touch: ScriptT
@@ -450,6 +524,8 @@ class Scripts(Generic[ScriptT]):
     read_all: ScriptT
     delete: ScriptT
     delete_all: ScriptT
+    delete_login: ScriptT
+    delete_other_logins: ScriptT
 
 
 def register_scripts(register: Callable[[str], ScriptT]) -> Scripts[ScriptT]:
@@ -461,6 +537,8 @@ def register_scripts(register: Callable[[str], ScriptT]) -> Scripts[ScriptT]:
         register(READ_ALL),
         register(DELETE),
         register(DELETE_ALL),
+        register(DELETE_LOGIN),
+        register(DELETE_OTHER_LOGINS),
     )
 
 
@@ -496,8 +574,9 @@ class RedisStorageCore:
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(subject, handle, metadata, reason)` after each removal
         this storage carries out itself: `delete` (reason as the manager gives
-        it: DELETED, or IDLE for an idle session found by a read), `delete_by_handle`
-        (`revoke`) and `delete_all` (DELETED). The second argument is the
+        it: DELETED, or IDLE for an idle session found by a read), and
+        `delete_login` (`logout`, `revoke`), `delete_all` and
+        `delete_other_logins` (DELETED). The second argument is the
         session's handle, not its id: Redis keeps no raw ids. Sessions that
         Redis expires on its own (absolute expiry, idle deadline, end of a
         renewal grace), and dead index members a script drops, are removed
@@ -570,6 +649,19 @@ class RedisStorageCore:
         keys = [layout.index_key(subject)]
         return keys, [layout.session_key_prefix(subject), WANT[bool(self._listeners)]]
 
+    def _delete_login_call(self, subject: str, handle: str) -> tuple[list[str], list[str]]:
+        layout = self._layout
+        keys = [layout.session_key(subject, handle), layout.index_key(subject)]
+        return keys, [handle, layout.session_key_prefix(subject), WANT[bool(self._listeners)]]
+
+    def _delete_other_logins_call(
+        self, subject: str, keep_handle: str, now: int
+    ) -> tuple[list[str], list[str | int]]:
+        layout = self._layout
+        keys = [layout.index_key(subject)]
+        prefix = layout.session_key_prefix(subject)
+        return keys, [prefix, WANT[bool(self._listeners)], keep_handle, now]
+
     # -- replies -----------------------------------------------------------------
 
     def _after_read(
@@ -609,6 +701,9 @@ class RedisStorageCore:
         return True
 
     def _after_delete_all(self, subject: str, reply: Sequence[Value]) -> int:
+        """The count from a reply of `DELETE_ALL`, `DELETE_LOGIN` or
+        `DELETE_OTHER_LOGINS` (whose -1 means "keep is not live": -1 is
+        returned), after telling the listeners."""
         count = reply[0]
         if len(reply) > 1 and self._listeners:
             for handle, metadata in decode_listed(self._serializer, subject, reply, 1):

@@ -87,7 +87,13 @@ class InMemorySessionStorage:
     session closest to its deadline, is removed with `DeleteReason.EVICTED`).
     Limits apply to `insert` and to the successor a `renew` inserts. Bad
     values raise `InvalidOptionsError` (`INVALID_OPTION`).
+
+    Its operations never block (no I/O; the lock is held for microseconds),
+    so an `AsyncUserSessionManager` may use it as it is.
     """
+
+    never_blocks = True
+    """An async manager may call this sync storage from its event loop."""
 
     def __init__(
         self,
@@ -188,6 +194,8 @@ class InMemorySessionStorage:
                     return None  # the sweep that made room took it
             old._grace_ends_at = grace_ends_at
             old._renewed_by = renewed_by
+            if old._login is None:
+                old._login = new_metadata._login
             due = deadline(old)[0]
             if due < old._due:
                 # File it earlier; the later filing goes stale.
@@ -227,17 +235,28 @@ class InMemorySessionStorage:
             self._stale += self._remove((session_id,), reason)
             return True
 
-    def delete_by_handle(self, subject: str, handle: str) -> bool:
-        """Remove the subject's session with this handle. O(sessions of the subject)."""
+    def delete_login(self, subject: str, session_id: str) -> int:
+        """Remove every session of the login `session_id` belongs to; return
+        how many. O(1) for a login never renewed, else O(sessions of the
+        subject)."""
         with self._lock:
+            metadata = self._sessions.get(session_id)
+            if metadata is None or metadata._subject != subject:
+                return 0
+            return self._remove_counted(self._login_of(subject, session_id, metadata))
+
+    def delete_login_by_handle(self, subject: str, handle: str) -> int:
+        """Remove every session of the login of the subject's session whose
+        handle is `handle`; return how many. O(sessions of the subject)."""
+        with self._lock:
+            sessions = self._sessions
             for session_id in self._subjects.get(subject, ()):
-                metadata = self._sessions[session_id]
+                metadata = sessions[session_id]
                 if metadata._handle is None:
                     metadata._handle = session_handle(session_id)
                 if metadata._handle == handle:
-                    self._stale += self._remove((session_id,), DeleteReason.DELETED)
-                    return True
-            return False
+                    return self._remove_counted(self._login_of(subject, session_id, metadata))
+            return 0
 
     def delete_all(self, subject: str) -> int:
         """Remove every session of `subject`; return the count. O(those sessions)."""
@@ -246,9 +265,19 @@ class InMemorySessionStorage:
             if not session_ids:
                 return 0
             # A copy: the delete path shrinks the set (and a listener may add to it).
-            removed = self._remove(list(session_ids), DeleteReason.DELETED)
-            self._stale += removed
-            return removed
+            return self._remove_counted(list(session_ids))
+
+    def delete_other_logins(self, subject: str, keep: str, now: int) -> int | None:
+        """Remove the subject's sessions outside the login of `keep`; None
+        (nothing removed) if `keep` is not live at `now`. O(sessions of the
+        subject)."""
+        with self._lock:
+            metadata = self._sessions.get(keep)
+            if metadata is None or metadata._subject != subject or deadline(metadata)[0] <= now:
+                return None
+            kept = set(self._login_of(subject, keep, metadata))
+            others = [i for i in self._subjects[subject] if i not in kept]
+            return self._remove_counted(others) if others else 0
 
     # -- the rest of the public surface ----------------------------------------
 
@@ -346,6 +375,23 @@ class InMemorySessionStorage:
         else:
             session_ids.add(session_id)
         self._collector.add(session_id, due)
+
+    def _login_of(self, subject: str, session_id: str, metadata: SessionMetadata) -> list[str]:
+        """The stored sessions of the login `session_id` (stored, with
+        `metadata`) belongs to. O(1) for a login never renewed, else
+        O(sessions of the subject)."""
+        login = metadata._login
+        if login is None:
+            return [session_id]
+        sessions = self._sessions
+        return [i for i in self._subjects[subject] if sessions[i]._login == login]
+
+    def _remove_counted(self, session_ids: list[str]) -> int:
+        """`_remove` for an explicit deletion (reason DELETED): the filings of
+        what it removes go stale in their buckets."""
+        removed = self._remove(session_ids, DeleteReason.DELETED)
+        self._stale += removed
+        return removed
 
     def _remove(self, session_ids: Iterable[str], reason: DeleteReason) -> int:
         """The one delete path: sessions, subject index, counters, listeners.

@@ -8,9 +8,10 @@ threads, processes or machines never shows a half-done operation.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from ..session import SessionMetadata
 
@@ -19,7 +20,7 @@ class DeleteReason(Enum):
     """Why a session left the storage; each removal emits exactly one."""
 
     DELETED = "deleted"
-    """`delete`, `delete_all` or `revoke`."""
+    """`delete`, `logout`, `revoke` or `delete_all`."""
     EXPIRED = "expired"
     """Its absolute `expires_at` passed."""
     IDLE = "idle"
@@ -77,10 +78,11 @@ class SessionStorage(Protocol):
 
         If the session is stored and not yet superseded: mark it superseded
         until `grace_ends_at` (never past its `expires_at`) by `renewed_by`,
-        insert `new_metadata` under `new_session_id`, and return `renewed_by`.
-        If it was superseded already, change nothing and return the
-        `renewed_by` on record, so that exactly one caller ever wins. If it is
-        gone, return None."""
+        make it a member of the successor's login (its login key becomes
+        `new_metadata._login`, see `policy.login_key`), insert `new_metadata`
+        under `new_session_id`, and return `renewed_by`. If it was superseded
+        already, change nothing and return the `renewed_by` on record, so
+        that exactly one caller ever wins. If it is gone, return None."""
 
     def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
         """The subject's active sessions at `now` (`policy.is_active`: not
@@ -91,12 +93,24 @@ class SessionStorage(Protocol):
     ) -> bool:
         """Remove one session; False if it was not stored (a no-op)."""
 
-    def delete_by_handle(self, subject: str, handle: str) -> bool:
-        """Remove the session of `subject` whose handle is `handle`."""
+    def delete_login(self, subject: str, session_id: str) -> int:
+        """Remove every stored session of the login `session_id` belongs to
+        (`policy.login_key`: a predecessor inside its grace, the session, its
+        successor), reason DELETED; return how many. 0 if the session is not
+        stored under `subject`."""
+
+    def delete_login_by_handle(self, subject: str, handle: str) -> int:
+        """`delete_login` of the subject's session whose handle is `handle`."""
 
     def delete_all(self, subject: str) -> int:
         """Remove every session of `subject`, superseded ones included; return
         how many were removed."""
+
+    def delete_other_logins(self, subject: str, keep: str, now: int) -> int | None:
+        """Remove every session of `subject` except those of the login `keep`
+        (a session id) belongs to, reason DELETED; return how many. If `keep`
+        is not stored under `subject` with a deadline (`policy.deadline`)
+        after `now`, remove nothing and return None."""
 
 
 class AsyncSessionStorage(Protocol):
@@ -130,6 +144,43 @@ class AsyncSessionStorage(Protocol):
         self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED
     ) -> Awaitable[bool]: ...
 
-    def delete_by_handle(self, subject: str, handle: str) -> Awaitable[bool]: ...
+    def delete_login(self, subject: str, session_id: str) -> Awaitable[int]: ...
+
+    def delete_login_by_handle(self, subject: str, handle: str) -> Awaitable[int]: ...
 
     def delete_all(self, subject: str) -> Awaitable[int]: ...
+
+    def delete_other_logins(self, subject: str, keep: str, now: int) -> Awaitable[int | None]: ...
+
+
+STORAGE_METHODS = (
+    "insert",
+    "read",
+    "touch",
+    "renew",
+    "read_all",
+    "delete",
+    "delete_login",
+    "delete_login_by_handle",
+    "delete_all",
+    "delete_other_logins",
+)
+"""The methods of both storage protocols."""
+
+
+def storage_kind(storage: object) -> Literal["sync", "async"] | str:
+    """ "sync" or "async" when `storage` has every method of `SessionStorage`
+    or of `AsyncSessionStorage`, else why it has neither (for the error).
+
+    A storage is async when its methods are coroutine functions. A sync
+    storage that sets `never_blocks = True` (the in-memory one: no I/O, a
+    lock held for microseconds) may also serve an async manager."""
+    missing = [name for name in STORAGE_METHODS if not callable(getattr(storage, name, None))]
+    if missing:
+        return f"{type(storage).__name__} is not a session storage (no {', '.join(missing)})"
+    coroutines = [inspect.iscoroutinefunction(getattr(storage, name)) for name in STORAGE_METHODS]
+    if all(coroutines):
+        return "async"
+    if not any(coroutines):
+        return "sync"
+    return f"{type(storage).__name__} mixes sync and async methods"

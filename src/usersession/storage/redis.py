@@ -24,7 +24,8 @@ reach session keys named by the index rather than passed as KEYS (same slot).
 
 Costs: `insert`, `read`, `touch`, `renew`, `delete` are O(1) round trips and
 O(log n + dead) in Redis (n the subject's sessions, dead the members dropped
-from the index); `read_all`, `delete_all` and `delete_by_handle` O(n).
+from the index); `read_all`, `delete_all`, `delete_other_logins` and the
+`delete_login` of a renewed login O(n).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class RedisSessionStorage(RedisStorageCore):
         """The subject's sessions with their handles, after dropping dead
         index members. One script, O(sessions of the subject)."""
         keys = [self._layout.index_key(subject)]
-        with redis_errors("list the sessions of", subject):
+        with redis_errors("list", subject):
             prefix = self._layout.session_key_prefix(subject)
             reply = self._scripts.read_all(keys, [prefix, now])
         return self._after_read_all(subject, reply, now)
@@ -161,13 +162,35 @@ class RedisSessionStorage(RedisStorageCore):
             reply = self._scripts.delete(keys, args)
         return self._after_delete(subject, handle, reply, reason)
 
+    def delete_login(self, subject: str, session_id: str) -> int:
+        """Remove every session of the login `session_id` belongs to; return
+        how many. One script, O(1) for a login never renewed, else
+        O(sessions of the subject)."""
+        return self.delete_login_by_handle(subject, session_handle(session_id))
+
+    def delete_login_by_handle(self, subject: str, handle: str) -> int:
+        """`delete_login` of the session with this handle. One script."""
+        keys, args = self._delete_login_call(subject, handle)
+        with redis_errors("log out", subject, handle):
+            reply = self._scripts.delete_login(keys, args)
+        return self._after_delete_all(subject, reply)
+
     def delete_all(self, subject: str) -> int:
         """Remove every session of `subject` and its index; return the count.
         One script, O(sessions of the subject)."""
         keys, args = self._delete_all_call(subject)
-        with redis_errors("delete the sessions of", subject):
+        with redis_errors("delete", subject):
             reply = self._scripts.delete_all(keys, args)
         return self._after_delete_all(subject, reply)
+
+    def delete_other_logins(self, subject: str, keep: str, now: int) -> int | None:
+        """Remove the subject's sessions outside the login of `keep`; None if
+        `keep` is not live at `now`. One script, O(sessions of the subject)."""
+        keys, args = self._delete_other_logins_call(subject, session_handle(keep), now)
+        with redis_errors("delete", subject):
+            reply = self._scripts.delete_other_logins(keys, args)
+        removed = self._after_delete_all(subject, reply)
+        return None if removed < 0 else removed
 
 
 class AsyncRedisSessionStorage(RedisStorageCore):
@@ -240,7 +263,7 @@ class AsyncRedisSessionStorage(RedisStorageCore):
     async def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
         """See `RedisSessionStorage.read_all`."""
         keys = [self._layout.index_key(subject)]
-        with redis_errors("list the sessions of", subject):
+        with redis_errors("list", subject):
             reply = await self._scripts.read_all(
                 keys, [self._layout.session_key_prefix(subject), now]
             )
@@ -261,9 +284,28 @@ class AsyncRedisSessionStorage(RedisStorageCore):
             reply = await self._scripts.delete(keys, args)
         return self._after_delete(subject, handle, reply, reason)
 
+    async def delete_login(self, subject: str, session_id: str) -> int:
+        """See `RedisSessionStorage.delete_login`."""
+        return await self.delete_login_by_handle(subject, session_handle(session_id))
+
+    async def delete_login_by_handle(self, subject: str, handle: str) -> int:
+        """See `RedisSessionStorage.delete_login_by_handle`."""
+        keys, args = self._delete_login_call(subject, handle)
+        with redis_errors("log out", subject, handle):
+            reply = await self._scripts.delete_login(keys, args)
+        return self._after_delete_all(subject, reply)
+
     async def delete_all(self, subject: str) -> int:
         """See `RedisSessionStorage.delete_all`."""
         keys, args = self._delete_all_call(subject)
-        with redis_errors("delete the sessions of", subject):
+        with redis_errors("delete", subject):
             reply = await self._scripts.delete_all(keys, args)
         return self._after_delete_all(subject, reply)
+
+    async def delete_other_logins(self, subject: str, keep: str, now: int) -> int | None:
+        """See `RedisSessionStorage.delete_other_logins`."""
+        keys, args = self._delete_other_logins_call(subject, session_handle(keep), now)
+        with redis_errors("delete", subject):
+            reply = await self._scripts.delete_other_logins(keys, args)
+        removed = self._after_delete_all(subject, reply)
+        return None if removed < 0 else removed

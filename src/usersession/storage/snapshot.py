@@ -13,7 +13,8 @@ restart. The guarantees:
   file is refused with `SnapshotError` (`SNAPSHOT_INVALID`) and nothing is
   loaded.
 - Exact: everything a session is made of comes back, renewal grace included
-  (when it ends, which manager renewed it, the idle timeout); the subject
+  (when it ends, which manager renewed it, the idle timeout), and so do
+  logins (when each began, which sessions belong together); the subject
   index is rebuilt from it. Sessions whose deadline (`policy.deadline`)
   passed while the process was down are dropped on load.
 - Locations must be plain JSON data (None, bool, int, finite float, str, and
@@ -27,11 +28,14 @@ themselves: it is created with mode 0o600, and nothing here logs or reports
 its contents (errors name sessions by handle only).
 
 File layout: one header line, `{"format": "usersession-snapshot", "version":
-1, "length": N, "sha256": "..."}`, then N bytes of JSON body whose SHA-256 the
+2, "length": N, "sha256": "..."}`, then N bytes of JSON body whose SHA-256 the
 header records: `{"saved_at": t, "sessions": [row, ...]}`, a row being
 `[session_id, subject, ip, device, location, created_at, accessed_at,
-expires_at, idle, grace_ends_at, renewed_by]` with `device` null or
-`[name, type]`.
+expires_at, idle, grace_ends_at, renewed_by, authenticated_at, login]` with
+`device` null or `[name, type]` and `login` null or the login's key
+(`policy.login_key`). Version 1, written before logins, has rows of the
+first 11 fields; it still loads, each session a login of its own that began
+at its `created_at`.
 """
 
 from __future__ import annotations
@@ -59,10 +63,12 @@ if TYPE_CHECKING:
     from .memory import InMemorySessionStorage
 
 FORMAT = "usersession-snapshot"
-VERSION = 1
-"""The version this module writes and the only one it reads."""
+VERSION = 2
+"""The version this module writes."""
 
-_ROW_FIELDS = 11
+READABLE_VERSIONS = {1: 11, 2: 13}
+"""The versions this module reads, with the fields of a row in each."""
+
 _MAX_DEPTH = 64
 """Nesting accepted in a location: deeper data is refused, not recursed into."""
 
@@ -137,8 +143,11 @@ def decode_snapshot(data: bytes, now: int) -> list[tuple[str, SessionMetadata]]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _invalid("it is not a usersession snapshot")
     version = header.get("version")
-    if version != VERSION or type(version) is not int:
-        raise _invalid(f"its version is {version!r}, this release reads version {VERSION}")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise _invalid(
+            f"its version is {version!r}, this release reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
     body = data[newline + 1 :]
     length = header.get("length")
     if type(length) is not int or length != len(body):
@@ -150,8 +159,9 @@ def decode_snapshot(data: bytes, now: int) -> list[tuple[str, SessionMetadata]]:
         raise _invalid("its body has no session list")
     entries: list[tuple[str, SessionMetadata]] = []
     seen: set[str] = set()
+    fields = READABLE_VERSIONS[version]
     for row in content["sessions"]:
-        session_id, metadata = _entry(row)
+        session_id, metadata = _entry(row, fields)
         if session_id in seen:
             raise _invalid("it holds a session id twice")
         seen.add(session_id)
@@ -195,12 +205,17 @@ def _row(session_id: str, metadata: SessionMetadata) -> Row:
         metadata._idle,
         metadata._grace_ends_at,
         metadata._renewed_by,
+        metadata._authenticated_at,
+        metadata._login,
     ]
 
 
-def _entry(row: object) -> tuple[str, SessionMetadata]:
-    if type(row) is not list or len(row) != _ROW_FIELDS:
+def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
+    if type(row) is not list or len(row) != fields:
         raise _invalid("a session row has the wrong shape")
+    authenticated_at, login = row[11:] if fields == 13 else (row[5], None)
+    if type(authenticated_at) is not int or (login is not None and type(login) is not str):
+        raise _invalid("a session row has a bad login")
     (
         session_id,
         subject,
@@ -213,7 +228,7 @@ def _entry(row: object) -> tuple[str, SessionMetadata]:
         idle,
         grace_ends_at,
         renewed_by,
-    ) = row
+    ) = row[:11]
     if type(session_id) is not str or type(subject) is not str or not subject:
         raise _invalid("a session row has a bad id or subject")
     if type(ip) is not str:
@@ -247,6 +262,8 @@ def _entry(row: object) -> tuple[str, SessionMetadata]:
         grace_ends_at=grace_ends_at,
         renewed_by=renewed_by,
         subject=subject,
+        authenticated_at=authenticated_at,
+        login=login,
     )
 
 
