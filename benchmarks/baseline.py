@@ -6,7 +6,7 @@ indexes the subjects, and ids come from `secrets.token_urlsafe(24)`. It offers
 what the benchmark measures of `UserSessionManager`, with the same rules:
 
 - `read` checks the subject, the device, the renewal grace, idle and renewal
-  (in DESIGN.md's order) and touches `accessed_at`;
+  (in the order docs/behaviour.md fixes) and touches `accessed_at`;
 - `read_all` lists the subject's active sessions (keyed by id: the baseline
   computes no handles), `delete` and `delete_all` remove, expiry evicts;
 - a renewal inserts the new session and shortens the old one (re-setting it,
