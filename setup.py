@@ -78,6 +78,10 @@ class BuildExtOrPure(build_ext):
     """`build_ext` that falls back to the pure package when compiling fails."""
 
     def run(self) -> None:
+        # Compile every time: an extension that an earlier build left in
+        # build/ would otherwise be taken as up to date, and a wheel built
+        # without a working compiler would ship it.
+        self.force = True
         try:
             super().run()
         except Exception as error:  # no compiler, a compiler error, a missing header
@@ -89,7 +93,7 @@ class BuildExtOrPure(build_ext):
         # library is missing cannot be imported at all.
         for output in self.get_outputs():
             Path(output).unlink(missing_ok=True)
-        self.extensions = []
+        self.extensions: list[Extension] = []
         self.distribution.ext_modules = []
         wheel: Any = self.distribution.command_obj.get("bdist_wheel")
         if wheel is not None:
