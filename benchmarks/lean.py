@@ -7,7 +7,8 @@ rest:
 - one `threading.Lock` per operation and a `cachetools.TLRUCache` lookup;
 - a read compares the subject and the device, checks idle, and stores
   `accessed_at`: no renewal logic in the read path (it cannot renew);
-- `read_all` returns the raw ids (no handles, no hashing);
+- `read_all` lists the active sessions keyed by their raw ids (no handles,
+  no hashing);
 - `delete_all` walks a dict-of-sets subject index;
 - expiry: the cache's time-to-use is the idle or absolute deadline; a sweep
   re-files a session touched since it was filed, as usersession does.
@@ -105,13 +106,20 @@ class LeanSessions:
             session.accessed_at = now
             return session, None
 
-    def read_all(self, subject: str) -> list[str]:
-        """The subject's session ids (raw: no handles)."""
+    def read_all(self, subject: str) -> dict[str, LeanSession]:
+        """The subject's active sessions (not expired, not idle), keyed by raw id: no handles."""
         now = self._clock()
         with self._lock:
             if now > self._swept_at:
                 self._sweep(now)
-            return list(self._subjects.get(subject, ()))
+            cache = self._cache
+            listed = {}
+            for session_id in self._subjects.get(subject, ()):
+                session = cache[session_id]
+                idle = session.idle
+                if now < session.expires_at and (idle is None or now - session.accessed_at < idle):
+                    listed[session_id] = session
+            return listed
 
     def delete(self, subject: str, session_id: str) -> None:
         now = self._clock()
