@@ -1,15 +1,19 @@
-"""The benchmark suite: usersession against a cachetools baseline and a dict floor.
+"""The benchmark suite: usersession's two builds against two cachetools baselines and a floor.
 
     .venv/bin/python benchmarks/bench.py                 # N = 10k, 100k; 5 rounds
     .venv/bin/python benchmarks/bench.py --large         # also N = 1M
+    .venv/bin/python benchmarks/bench.py --compiled-python .venv-compiled/bin/python
     .venv/bin/python benchmarks/bench.py --smoke --out /tmp/smoke.json   # CI: tiny N, one round
 
-Three sides offering the same behaviour are measured in one run, in
-interleaved rounds: each round runs every scenario once per side, the three
-sides in lockstep (their timed loops cut into slices that alternate, the
-side order rotating), so that a noisy, shared machine slows all three alike. Each
-figure is printed as the median and min-max over the rounds per side, with
-the ratios of the medians project/baseline and project/floor. All sides run
+The sides, measured in one run in interleaved rounds: usersession pure and
+compiled (the build this interpreter imports, and the other one run by the
+interpreter of its own environment, `--compiled-python` or `--pure-python`,
+in a worker process driven step by step), the baseline and the lean baseline
+(cachetools) and the floor (a dict). Each round runs every scenario once per
+side, the sides in lockstep (their timed loops cut into slices that
+alternate, the side order rotating), so that a noisy, shared machine slows
+them alike. Each figure is printed as the median and min-max over the rounds
+per side, with the ratios of the medians. All sides run
 on one `ManualClock`, so nothing expires inside a timed section unless
 expiry is what is timed. The garbage collector is off inside timed sections
 (as `timeit` does); states are built fresh for every measurement and dropped
@@ -19,6 +23,7 @@ after it. See benchmarks/README.md for what each figure means.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -38,6 +43,7 @@ from typing import Any
 import usersession
 from baseline import CachetoolsSessions
 from floor import DictFloor
+from lean import LeanSessions
 from usersession import (
     Device,
     InMemorySessionStorage,
@@ -46,9 +52,28 @@ from usersession import (
     Timeouts,
     UserSessionManager,
 )
+from usersession.cli import version as build_version
 
-SIDES = ("usersession", "baseline", "floor")
-PROJECT, BASELINE, FLOOR = SIDES
+try:  # the `bench` extra; without it the run shows no progress bar
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover - depends on the environment
+    tqdm = None
+
+ALL_SIDES = ("pure", "compiled", "baseline", "lean", "floor")
+PURE, COMPILED, BASELINE, LEAN, FLOOR = ALL_SIDES
+LOCAL = COMPILED if usersession.compiled else PURE
+"""The build this interpreter imports; the other one runs in a worker."""
+PROJECTS = (PURE, COMPILED)
+SIDES: tuple[str, ...] = (LOCAL, BASELINE, LEAN, FLOOR)
+"""The sides of this run (set by `main`, in ALL_SIDES order)."""
+RATIOS = [
+    (PURE, BASELINE, "pure/base"),
+    (PURE, LEAN, "pure/lean"),
+    (COMPILED, LEAN, "comp/lean"),
+    (COMPILED, PURE, "comp/pure"),
+    (PURE, FLOOR, "pure/floor"),
+]
+"""(side, other, column): the ratios of medians printed and kept."""
 
 SESSION_TTL = 3600
 IDLE = 600
@@ -88,36 +113,66 @@ FIGURES = {
     )
 }
 
-TARGETS = [
-    # (figure, N, check description, predicate on the row)
-    ("create", 100_000, "<= 0.50x baseline", lambda row: row["ratio_baseline"] <= 0.50),
-    ("read", 100_000, "<= 0.60x baseline", lambda row: row["ratio_baseline"] <= 0.60),
-    ("read_all", 100_000, "<= 0.80x baseline", lambda row: row["ratio_baseline"] <= 0.80),
-    ("delete", 100_000, "<= 0.65x baseline", lambda row: row["ratio_baseline"] <= 0.65),
-    ("delete_all", 100_000, "<= 0.75x baseline", lambda row: row["ratio_baseline"] <= 0.75),
-    ("sweep", 100_000, "<= 0.45x baseline", lambda row: row["ratio_baseline"] <= 0.45),
-    ("sweep_rate", 100_000, ">= 1.2 M evict/s", lambda row: row["median"][PROJECT] >= 1.2),
-    ("scaling", None, "<= 5", lambda row: row["median"][PROJECT] <= 5),
-    ("scaling", None, "<= 1.2x dict.pop's", lambda row: row["ratio_floor"] <= 1.2),
-    ("bytes", 100_000, "<= 0.85x baseline", lambda row: row["ratio_baseline"] <= 0.85),
-    ("bytes", 100_000, "<= 400 B", lambda row: row["median"][PROJECT] <= 400),
+
+def _at_most(column: str, limit: float) -> Callable[[dict[str, Any]], bool]:
+    return lambda row: _ratio(row, column) <= limit
+
+
+def _ratio(row: dict[str, Any], column: str) -> float:
+    ratio: float = row["ratios"][column]  # a KeyError: that side was not measured
+    return ratio
+
+
+TARGETS: list[tuple[str, int | None, str, Callable[[dict[str, Any]], bool]]] = [
+    # (figure, N, check description, predicate on the row). Issue 3: pure vs baseline.
+    ("create", 100_000, "pure <= 0.50x baseline", lambda row: _ratio(row, "pure/base") <= 0.50),
+    ("read", 100_000, "pure <= 0.60x baseline", lambda row: _ratio(row, "pure/base") <= 0.60),
+    ("delete", 100_000, "pure <= 0.65x baseline", lambda row: _ratio(row, "pure/base") <= 0.65),
+    ("sweep", 100_000, "pure <= 0.45x baseline", lambda row: _ratio(row, "pure/base") <= 0.45),
+    ("scaling", None, "pure <= 5", lambda row: row["median"][PURE] <= 5),
+    ("bytes", 100_000, "pure <= 400 B", lambda row: row["median"][PURE] <= 400),
+    # Issue 10: both builds vs the lean baseline.
+    *[
+        (figure, 100_000, f"{build} <= {limit:.2f}x lean", _at_most(column, limit))
+        for figure, pure_limit, compiled_limit in (
+            ("create", 0.60, 0.30),
+            ("read", 0.90, 0.50),
+            ("read_all", 1.15, 0.70),
+            ("delete", 0.65, 0.40),
+            ("delete_all", 0.70, 0.40),
+            ("sweep", 0.30, 0.18),
+            ("bytes", 0.88, 0.72),
+        )
+        for build, column, limit in (
+            ("pure", "pure/lean", pure_limit),
+            ("compiled", "comp/lean", compiled_limit),
+        )
+    ],
+    (
+        "sweep_rate",
+        100_000,
+        "compiled >= 2.5 M evict/s",
+        lambda row: row["median"][COMPILED] >= 2.5,
+    ),
 ]
 
 
-# -- the three sides -------------------------------------------------------------
+# -- the sides ----------------------------------------------------------------------
 
 
 def build(side: str, clock: ManualClock, timeouts: Timeouts | None = None) -> Any:
     """A fresh, empty side on `clock`: an object with the manager's calls and
     a `collect` (for usersession: the storage's)."""
     timeouts = timeouts or Timeouts()
-    if side == PROJECT:
+    if side in PROJECTS:
+        assert side == LOCAL, f"{side} runs in its own interpreter"
         storage = InMemorySessionStorage(clock=clock)
         manager = UserSessionManager(
             storage, session_ttl=SESSION_TTL, timeouts=timeouts, clock=clock
         )
-        manager.collect = storage.collect  # type: ignore[attr-defined]
-        return manager
+        return _WithCollect(manager, storage)
+    if side == LEAN:
+        return LeanSessions(session_ttl=SESSION_TTL, clock=clock, idle=timeouts.idle)
     if side == BASELINE:
         return CachetoolsSessions(
             session_ttl=SESSION_TTL,
@@ -127,6 +182,17 @@ def build(side: str, clock: ManualClock, timeouts: Timeouts | None = None) -> An
             renewal_grace=timeouts.renewal_grace,
         )
     return DictFloor(session_ttl=SESSION_TTL, clock=clock)
+
+
+class _WithCollect:
+    """A manager's calls, bound once, plus its storage's `collect` (a compiled
+    manager takes no new attributes)."""
+
+    def __init__(self, manager: UserSessionManager, storage: InMemorySessionStorage) -> None:
+        self.storage = storage
+        self.create, self.read, self.read_all = manager.create, manager.read, manager.read_all
+        self.delete, self.delete_all = manager.delete, manager.delete_all
+        self.collect = storage.collect
 
 
 @dataclass
@@ -164,7 +230,7 @@ class Workload:
 
 def held(api: Any) -> int:
     """Sessions the side holds right now."""
-    return len(api.storage) if isinstance(api, UserSessionManager) else len(api)
+    return len(api.storage) if isinstance(api, _WithCollect) else len(api)
 
 
 def fill(api: Any, workload: Workload) -> list[str]:
@@ -401,42 +467,123 @@ SCENARIOS: list[tuple[str, Callable[[str, Workload], Steps]]] = [
     ("sweep", scenario_sweep),
     ("idle sweep", scenario_idle_sweep),
 ]
+SCENARIO_BY_NAME = dict(SCENARIOS)
+SKIPPED = {"renew": {LEAN}}
+"""Scenarios a side cannot run: the lean baseline never renews."""
+
+
+# -- the other build: a worker process driven step by step ------------------------
+
+
+class Worker:
+    """The other build of usersession, in the interpreter of its environment:
+    `bench.py --worker` there runs the scenarios of its side one step (one
+    timed slice) per request, so its slices alternate with the local ones."""
+
+    def __init__(self, python: str, side: str) -> None:
+        self.side = side
+        self.process = subprocess.Popen(
+            # abspath, not resolve: a venv's python is a symlink out of the venv.
+            [os.path.abspath(python), str(Path(__file__).resolve()), "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=HERE,
+        )
+        built = self.ask({"do": "hello"})
+        if built["side"] != side:
+            raise SystemExit(f"{python} imports the {built['side']} build, not the {side} one")
+        self.version: str = built["version"]
+
+    def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {self.side} worker died")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def steps(self, message: dict[str, Any]) -> Steps:
+        """A scenario of the worker's side, as a local generator."""
+        self.ask({"do": "start", **message})
+        while True:
+            reply = self.ask({"do": "next"})
+            if "done" in reply:
+                figures: dict[str, float] = reply["done"]
+                return figures
+            yield
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def serve() -> int:
+    """`--worker`: answer the main process's requests on stdin, one JSON line each."""
+    gc.disable()
+    steps: Steps | None = None
+    for line in sys.stdin:
+        message = json.loads(line)
+        do = message["do"]
+        reply: dict[str, Any] = {}
+        if do == "hello":
+            reply = {"side": LOCAL, "version": build_version()}
+        elif do == "start":
+            if message["scenario"] == "scaling":
+                steps = scenario_scaling(LOCAL, message["due"], message["held"])
+            else:
+                workload = Workload(message["n"], seed=message["seed"])
+                steps = SCENARIO_BY_NAME[message["scenario"]](LOCAL, workload)
+        elif do == "next":
+            assert steps is not None
+            try:
+                next(steps)
+            except StopIteration as done:
+                reply = {"done": done.value}
+                steps = None
+        elif do == "bytes":
+            reply = {"value": measure_bytes(LOCAL, Workload(message["n"], seed=0))}
+        elif do == "gc":
+            gc.collect()
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+    return 0
 
 
 # -- running, summarising, reporting -----------------------------------------------
 
 
 class Progress:
-    """A one-line progress bar on stderr: steps done, elapsed, rough ETA."""
+    """A progress bar on stderr (tqdm, from the `bench` extra), or nothing."""
 
-    def __init__(self, total: int, width: int = 28) -> None:
-        self.total, self.width, self.done = total, width, 0
-        self.start = time.monotonic()
+    def __init__(self, total: int) -> None:
+        self.bar = None if tqdm is None else tqdm(total=total, file=sys.stderr, leave=False)
 
     def show(self, label: str) -> None:
-        elapsed = time.monotonic() - self.start
-        eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-        filled = self.width * self.done // self.total
-        bar = "#" * filled + "." * (self.width - filled)
-        line = f"\r[{bar}] {self.done}/{self.total} {elapsed:5.0f}s eta {eta:4.0f}s  {label}"
-        sys.stderr.write(f"{line:<100.100}")
-        sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.set_description_str(label, refresh=True)
 
     def advance(self, label: str) -> None:
-        self.done += 1
-        self.show(label)
+        if self.bar is not None:
+            self.bar.set_description_str(label, refresh=False)
+            self.bar.update(1)
 
     def close(self) -> None:
-        sys.stderr.write("\n")
-        sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
-def rotated(index: int) -> tuple[str, ...]:
-    k = index % len(SIDES)
-    return SIDES[k:] + SIDES[:k]
+def rotated(index: int, sides: tuple[str, ...]) -> tuple[str, ...]:
+    k = index % len(sides)
+    return sides[k:] + sides[:k]
 
 
-def run(args: argparse.Namespace) -> tuple[dict[tuple[str, int], dict[str, list[float]]], dict]:
+def run(
+    args: argparse.Namespace, workers: dict[str, Worker]
+) -> tuple[dict[tuple[str, int], dict[str, list[float]]], dict[str, Any]]:
     samples: dict[tuple[str, int], dict[str, list[float]]] = {}
     extra: dict[str, Any] = {"scaling_ns": {side: [] for side in SIDES}}
 
@@ -444,6 +591,17 @@ def run(args: argparse.Namespace) -> tuple[dict[tuple[str, int], dict[str, list[
         for key, value in figures.items():
             if key in FIGURES:
                 samples.setdefault((key, n), {s: [] for s in SIDES})[side].append(value)
+
+    def steps(side: str, scenario: str, local: Steps, message: dict[str, Any]) -> Steps:
+        if side in workers:
+            local.close()
+            return workers[side].steps({"scenario": scenario, **message})
+        return local
+
+    def collect_garbage() -> None:
+        gc.collect()
+        for worker in workers.values():
+            worker.ask({"do": "gc"})
 
     steps_per_round = len(args.sizes) * len(SCENARIOS) + 1
     total = args.rounds * steps_per_round + len(args.bytes_sizes) * len(SIDES)
@@ -454,7 +612,11 @@ def run(args: argparse.Namespace) -> tuple[dict[tuple[str, int], dict[str, list[
             workload = Workload(n, seed=0)
             for side in SIDES:
                 progress.show(f"bytes N={n:,} {side}")
-                record({"bytes": measure_bytes(side, workload)}, n, side)
+                if side in workers:
+                    value = workers[side].ask({"do": "bytes", "n": n})["value"]
+                else:
+                    value = measure_bytes(side, workload)
+                record({"bytes": value}, n, side)
                 progress.advance(f"bytes N={n:,} {side}")
         for round_index in range(args.rounds):
             prefix = f"round {round_index + 1}/{args.rounds}"
@@ -463,20 +625,35 @@ def run(args: argparse.Namespace) -> tuple[dict[tuple[str, int], dict[str, list[
                 for scenario_index, (name, scenario) in enumerate(SCENARIOS):
                     label = f"{prefix} N={n:,} {name}"
                     progress.show(label)
-                    order = rotated(round_index + scenario_index)
-                    results = lockstep({side: scenario(side, workload) for side in order})
+                    order = [
+                        side
+                        for side in rotated(round_index + scenario_index, SIDES)
+                        if side not in SKIPPED.get(name, ())
+                    ]
+                    message = {"n": n, "seed": round_index}
+                    results = lockstep(
+                        {
+                            side: steps(side, name, scenario(side, workload), message)
+                            for side in order
+                        }
+                    )
                     for side, figures in results.items():
                         record(figures, n, side)
                     del results
-                    gc.collect()
+                    collect_garbage()
                     progress.advance(label)
             label = f"{prefix} scaling"
             progress.show(label)
-            order = rotated(round_index)
+            message = {"due": args.scaling_due, "held": args.scaling_held}
             results = lockstep(
                 {
-                    side: scenario_scaling(side, args.scaling_due, args.scaling_held)
-                    for side in order
+                    side: steps(
+                        side,
+                        "scaling",
+                        scenario_scaling(side, args.scaling_due, args.scaling_held),
+                        message,
+                    )
+                    for side in rotated(round_index, SIDES)
                 }
             )
             for side, figures in results.items():
@@ -484,7 +661,7 @@ def run(args: argparse.Namespace) -> tuple[dict[tuple[str, int], dict[str, list[
                 extra["scaling_ns"][side].append(
                     [figures["scaling_small_ns"], figures["scaling_large_ns"]]
                 )
-            gc.collect()
+            collect_garbage()
             progress.advance(label)
     finally:
         gc.enable()
@@ -494,7 +671,8 @@ def run(args: argparse.Namespace) -> tuple[dict[tuple[str, int], dict[str, list[
 
 def summarise(samples: dict[tuple[str, int], dict[str, list[float]]]) -> list[dict[str, Any]]:
     rows = []
-    for (key, n), per_side in samples.items():
+    for (key, n), all_sides in samples.items():
+        per_side = {side: values for side, values in all_sides.items() if values}
         figure = FIGURES[key]
         median = {side: statistics.median(values) for side, values in per_side.items()}
         row: dict[str, Any] = {
@@ -507,32 +685,39 @@ def summarise(samples: dict[tuple[str, int], dict[str, list[float]]]) -> list[di
             "median": median,
             "min": {side: min(values) for side, values in per_side.items()},
             "max": {side: max(values) for side, values in per_side.items()},
+            "ratios": {},
+            "ratios_per_round": {},
         }
-        for other, column in ((BASELINE, "ratio_baseline"), (FLOOR, "ratio_floor")):
-            row[column] = median[PROJECT] / median[other] if median[other] else None
-            pairs = zip(per_side[PROJECT], per_side[other], strict=False)
-            per_round = [mine / theirs for mine, theirs in pairs if theirs]
-            row[column + "_per_round"] = per_round
+        for side, other, column in RATIOS:
+            if side in median and other in median and median[other]:
+                row["ratios"][column] = median[side] / median[other]
+                pairs = zip(per_side[side], per_side[other], strict=False)
+                row["ratios_per_round"][column] = [
+                    mine / theirs for mine, theirs in pairs if theirs
+                ]
         rows.append(row)
     order = list(FIGURES)
     rows.sort(key=lambda row: (order.index(row["figure"]), row["n"]))
     return rows
 
 
-def check_targets(rows: list[dict[str, Any]], scaling_held: int) -> list[dict[str, Any]]:
+def check_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_key = {(row["figure"], row["n"]): row for row in rows}
     verdicts = []
     for key, n, text, predicate in TARGETS:
         row = by_key.get((key, 1_000_000 if n is None else n))
+        met = None
+        if row is not None:
+            with contextlib.suppress(KeyError):  # a side this run left out
+                met = bool(predicate(row))
         verdicts.append(
             {
                 "figure": key,
                 "n": row["n"] if row else n,
                 "target": text,
-                "met": bool(predicate(row)) if row else None,
-                "project": row["median"][PROJECT] if row else None,
-                "ratio_baseline": row["ratio_baseline"] if row else None,
-                "ratio_floor": row["ratio_floor"] if row else None,
+                "met": met,
+                "median": row["median"] if row else None,
+                "ratios": row["ratios"] if row else None,
             }
         )
     return verdicts
@@ -547,17 +732,21 @@ def number(value: float) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ["figure", "N", "unit", *list(SIDES), "proj/base", "proj/floor"]
+    columns = [column for _, _, column in RATIOS if any(column in row["ratios"] for row in rows)]
+    head = ["figure", "N", "unit", *list(SIDES), *columns]
     lines = []
     for row in rows:
         cells = [row["title"], f"{row['n']:,}", row["unit"]]
         for side in SIDES:
-            cells.append(
-                f"{number(row['median'][side])} "
-                f"[{number(row['min'][side])}-{number(row['max'][side])}]"
-            )
-        for column in ("ratio_baseline", "ratio_floor"):
-            ratio = row[column]
+            if side in row["median"]:
+                cells.append(
+                    f"{number(row['median'][side])} "
+                    f"[{number(row['min'][side])}-{number(row['max'][side])}]"
+                )
+            else:
+                cells.append("-")
+        for column in columns:
+            ratio = row["ratios"].get(column)
             cells.append("-" if ratio is None else f"{ratio:.2f}x")
         lines.append(cells)
     widths = [max(len(str(cells[i])) for cells in [head, *lines]) for i in range(len(head))]
@@ -590,6 +779,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "usersession": usersession.__version__,
+        "builds": {LOCAL: build_version()},
     }
     for module in ("cachetools", "sortedcontainers"):
         info[module] = getattr(__import__(module), "__version__", "?")
@@ -640,7 +830,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         axis.set_visible(False)
     for axis, key in zip(axes.flat, keys, strict=False):
         chosen = [row for row in rows if row["figure"] == key]
-        for side, marker in zip(SIDES, "osd", strict=True):
+        for side, marker in zip(SIDES, "osd^v", strict=False):
             sizes = [row["n"] for row in chosen]
             median = [row["median"][side] for row in chosen]
             low = [row["median"][side] - row["min"][side] for row in chosen]
@@ -656,7 +846,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)
     axes.flat[0].legend()
-    figure.suptitle("usersession vs cachetools baseline vs dict floor (median, min-max)")
+    figure.suptitle("usersession (pure, compiled) vs cachetools baselines vs dict floor")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -664,7 +854,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--large", action="store_true", help="also N = 1M (takes minutes)")
     parser.add_argument("--smoke", action="store_true", help="tiny N, one round (for CI)")
@@ -675,7 +865,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=HERE / "results" / "latest.json", help="JSON results"
     )
     parser.add_argument("--plot", type=Path, help="draw a PNG here (needs matplotlib)")
+    default_compiled = HERE.parent / ".venv-compiled" / "bin" / "python"
+    parser.add_argument(
+        "--compiled-python",
+        help="the interpreter of an environment with the compiled build (default: "
+        ".venv-compiled/bin/python if it exists; 'none' to leave it out)",
+    )
+    parser.add_argument(
+        "--pure-python", help="the interpreter of an environment with the pure build"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.compiled_python is None and default_compiled.exists() and LOCAL == PURE:
+        args.compiled_python = str(default_compiled)
+    if args.compiled_python == "none":
+        args.compiled_python = None
     args.scaling_due, args.scaling_held = 10_000, 1_000_000
     if args.smoke:
         args.rounds = 1
@@ -691,12 +895,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SIDES
     args = parse(argv)
+    if args.worker:
+        return serve()
+    workers: dict[str, Worker] = {}
+    for side, python in ((COMPILED, args.compiled_python), (PURE, args.pure_python)):
+        if python and side != LOCAL:
+            workers[side] = Worker(python, side)
+    SIDES = tuple(side for side in ALL_SIDES if side in {LOCAL, *workers, BASELINE, LEAN, FLOOR})
     info = machine_info()
+    for side, worker in workers.items():
+        info["builds"][side] = worker.version
     started = time.monotonic()
-    samples, extra = run(args)
+    try:
+        samples, extra = run(args, workers)
+    finally:
+        for worker in workers.values():
+            worker.close()
     rows = summarise(samples)
-    verdicts = check_targets(rows, args.scaling_held)
+    verdicts = check_targets(rows)
     if hasattr(os, "getloadavg"):
         info["loadavg_at_end"] = os.getloadavg()
     info["seconds"] = round(time.monotonic() - started, 1)
@@ -705,9 +923,12 @@ def main(argv: list[str] | None = None) -> int:
         f"usersession benchmark: {info['cpu']} ({info['cpu_count']} CPUs), "
         f"Python {info['python']}, {info['date']}, git {info['git']}"
     )
+    for side in (PURE, COMPILED):
+        if side in info["builds"]:
+            print(f"  {side}: {info['builds'][side]}")
     print(
         f"{args.rounds} interleaved round(s); median [min-max] per side; "
-        "ratios are of the medians (project = usersession)\n"
+        "ratios are of the medians\n"
     )
     print(table(rows))
     print(
@@ -717,7 +938,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nTargets (N=100k; scaling at 10k due among 1M held):")
     for verdict in verdicts:
         state = {True: "met", False: "MISSED", None: "not measured"}[verdict["met"]]
-        print(f"  {verdict['figure']:<11} {verdict['target']:<22} {state}")
+        print(f"  {verdict['figure']:<11} {verdict['target']:<28} {state}")
 
     document = {
         "machine": info,
@@ -726,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": args.sizes,
             "bytes_sizes": args.bytes_sizes,
             "smoke": args.smoke,
+            "sides": list(SIDES),
             "scaling_due": args.scaling_due,
             "scaling_held": args.scaling_held,
             "session_ttl": SESSION_TTL,

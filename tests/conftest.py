@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+import usersession
 from tests.redis_server import (  # noqa: F401  (redis_server is a fixture)
     EventLoopThread,
     SyncFacade,
@@ -26,6 +27,13 @@ from usersession import (
     ManualClock,
     UserSessionManager,
 )
+
+if os.environ.get("USERSESSION_EXPECT_COMPILED") == "1" and not usersession.compiled:
+    # .ci/run's compiled run: passing on the pure modules would prove nothing.
+    raise pytest.UsageError(
+        f"USERSESSION_EXPECT_COMPILED=1 but {usersession.__file__} is not the compiled build "
+        f"(modules: {usersession._build.compiled_modules()})"
+    )
 
 settings.register_profile(
     "ci",

@@ -47,7 +47,7 @@ def _ids_from_child(draw: object) -> list[str]:
 
 def test_a_forked_child_never_produces_the_ids_its_parent_produces() -> None:
     generator = IdGenerator(24)
-    generator.new_id()  # the pool is full of ids the parent has not handed out yet
+    generator._refill()  # the pool is full of ids the parent has not handed out yet
     assert len(generator._pool) > DRAWN
     child_ids = _ids_from_child(generator.new_id)
     parent_ids = [generator.new_id() for _ in range(DRAWN)]

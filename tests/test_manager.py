@@ -11,6 +11,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from tests.builds import refused, takes_a_bool_for_an_int
 from usersession import (
     AsyncUserSessionManager,
     Device,
@@ -76,14 +77,15 @@ def test_a_per_session_ttl_overrides_the_default_and_may_exceed_it(
         manager.read("uid1", session_id, LAPTOP)
 
 
-@pytest.mark.parametrize("ttl", [0, -1, 1.5, "60", True, None.__class__])
+@pytest.mark.parametrize(
+    "ttl", [0, -1, 1.5, "60", pytest.param(True, marks=takes_a_bool_for_an_int), None.__class__]
+)
 def test_a_bad_per_session_ttl_is_refused_and_nothing_is_stored(
     make_manager: MakeManager, ttl: object
 ) -> None:
     manager = make_manager()
-    with pytest.raises(InvalidOptionsError) as caught:
+    with refused(ErrorCode.INVALID_TTL, InvalidOptionsError):
         manager.create("uid1", LAPTOP, ttl=ttl)
-    assert caught.value.code is ErrorCode.INVALID_TTL
     assert manager.read_all("uid1") == {}
 
 
@@ -104,9 +106,8 @@ def test_two_sessions_created_from_one_context_share_no_timestamps(
 @pytest.mark.parametrize("subject", ["", 42, None, b"uid1"])
 def test_a_subject_must_be_a_non_empty_str(make_manager: MakeManager, subject: object) -> None:
     manager = make_manager()
-    with pytest.raises(InvalidOptionsError) as caught:
+    with refused(ErrorCode.INVALID_SUBJECT, InvalidOptionsError):
         manager.create(subject, LAPTOP)
-    assert caught.value.code is ErrorCode.INVALID_SUBJECT
 
 
 @pytest.mark.parametrize(
@@ -126,9 +127,8 @@ def test_any_non_empty_str_is_a_subject(make_manager: MakeManager, subject: str)
 
 def test_a_context_must_be_a_session_context(make_manager: MakeManager) -> None:
     manager = make_manager()
-    with pytest.raises(InvalidTypeError) as caught:
+    with refused(ErrorCode.INVALID_CONTEXT):
         manager.create("uid1", {"ip": "10.0.0.1"})
-    assert caught.value.code is ErrorCode.INVALID_CONTEXT
 
 
 # -- read: not found ---------------------------------------------------------------
@@ -161,9 +161,8 @@ def test_an_unknown_id_is_not_found(make_manager: MakeManager, session_id: str) 
 
 def test_a_session_id_must_be_a_str(make_manager: MakeManager) -> None:
     manager = make_manager()
-    with pytest.raises(InvalidTypeError) as caught:
+    with refused(ErrorCode.INVALID_SESSION_ID):
         manager.read("uid1", b"bytes-id", LAPTOP)
-    assert caught.value.code is ErrorCode.INVALID_SESSION_ID
 
 
 # -- read: device ------------------------------------------------------------------

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.builds import refused
 from usersession import (
     DeleteReason,
+    ErrorCode,
     InMemorySessionStorage,
-    InvalidTypeError,
     ManualClock,
     SessionContext,
     SessionMetadata,
@@ -189,7 +190,7 @@ def test_the_metadata_handed_out_is_read_only() -> None:
 def test_collect_refuses_a_time_that_is_not_whole_seconds(now: object) -> None:
     rig = setup()
     rig.manager.create("uid1", CONTEXT)
-    with pytest.raises(InvalidTypeError):
+    with refused(ErrorCode.INVALID_CLOCK):
         rig.storage.collect(now)  # type: ignore[arg-type]
     assert len(rig.storage) == 1
 

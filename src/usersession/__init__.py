@@ -3,12 +3,16 @@
 Create, read, list, renew and delete the login sessions of a subject (a user
 id), with an absolute TTL, an optional idle timeout, automatic renewal with a
 grace period for the old id, logins that renewals carry on (an absolute
-login lifetime, logout of the whole login), and device binding. The default storage lives in
-process memory; see README.md for the Redis path.
+login lifetime, logout of the whole login), and device binding. The default
+storage lives in process memory; see README.md for the Redis path.
+
+The same source installs as pure Python or with its hot modules compiled by
+mypyc (README, "Two builds"); `usersession.compiled` says which is running.
 """
 
 from typing import TYPE_CHECKING
 
+from ._build import compiled_modules as _compiled_modules
 from .async_manager import AsyncUserSessionManager
 from .clock import Clock, ManualClock, system_clock
 from .errors import (
@@ -45,6 +49,11 @@ if TYPE_CHECKING:  # the `redis` extra; imported on first use (see __getattr__)
 
 __version__ = "0.1.0"
 
+compiled: bool = all(_compiled_modules().values())
+"""True when the modules mypyc compiles (`_build.COMPILED_MODULES`) are the
+compiled extensions, False when they are the pure Python source: an editable
+install, `USERSESSION_PURE_PYTHON=1`, or a platform without a C compiler."""
+
 __all__ = [
     "AsyncSessionStorage",
     "AsyncUserSessionManager",
@@ -79,6 +88,7 @@ __all__ = [
     "__version__",
     "check_same_device",
     "check_same_device_if_known",
+    "compiled",
     "start_sweeping",
     "sweep_periodically",
     "system_clock",

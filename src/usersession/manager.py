@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Generic, TypeVar, cast
 
+from ._build import mypyc_attr
 from .clock import Clock, check_clock, system_clock
 from .errors import (
     ErrorCode,
@@ -136,23 +136,27 @@ def _device_mismatch(subject: str, session_id: str) -> SessionDeviceMismatchErro
 
 StorageT = TypeVar("StorageT")
 
-_managers: weakref.WeakSet[_ManagerCore[Any]] = weakref.WeakSet()
+_process_token = secrets.token_hex(4)
+"""Half of every manager's token, drawn again in a forked child: a forked
+worker is another manager, its renewals are not its parent's. (Re-tokening
+each manager would need a registry of weak references, which compiled
+(mypyc) classes do not support.)"""
 
 
-def _new_tokens_after_fork() -> None:
-    # A forked worker is another manager: its renewals are not its parent's.
-    for manager in list(_managers):
-        manager._token = secrets.token_hex(8)
+def _new_process_token_after_fork() -> None:
+    global _process_token
+    _process_token = secrets.token_hex(4)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_tokens_after_fork)
+    os.register_at_fork(after_in_child=_new_process_token_after_fork)
 
 
+# Compiled, it can still be subclassed by interpreted classes (the async
+# manager is one), as the pure class can.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _ManagerCore(Generic[StorageT]):
     """State and decisions shared by the sync and the async manager."""
-
-    __weakref__: object
 
     def __init__(
         self,
@@ -187,16 +191,22 @@ class _ManagerCore(Generic[StorageT]):
         # A renewal is claimed as "<token>:<random>": the token tells renewals
         # made here from those made elsewhere, the random part tells this call
         # from every other (a counter would repeat in a forked child).
-        self._token = secrets.token_hex(8)
-        _managers.add(self)
+        self._own_token = secrets.token_hex(4)
 
     def _adopt(self, storage: object) -> StorageT:
         """The storage the shell will call, or `InvalidTypeError` for one it
         cannot drive (each shell says which it can)."""
         raise NotImplementedError
 
-    hash = staticmethod(session_handle)
-    """`hash(session_id)`: the session's handle, safe to log and to show."""
+    @staticmethod
+    def hash(session_id: str) -> str:
+        """The session's handle (`ids.session_handle`), safe to log and to show."""
+        return session_handle(session_id)
+
+    @property
+    def _token(self) -> str:
+        """This manager in this process: the process's half and its own."""
+        return _process_token + self._own_token
 
     @property
     def timeouts(self) -> Timeouts:
@@ -384,6 +394,7 @@ class _ManagerCore(Generic[StorageT]):
         return removed
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UserSessionManager(_ManagerCore[SessionStorage]):
     """Creates, reads, renews and ends the sessions of subjects (user ids).
 

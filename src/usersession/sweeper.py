@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar, cast
 
 from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .storage.memory import InMemorySessionStorage
 
 _log = logging.getLogger("usersession")
+
+T = TypeVar("T")
 
 
 class Collectable(Protocol):
@@ -51,17 +53,52 @@ def _check_interval(interval: object) -> float:
     return seconds
 
 
+class _Lifeline:
+    """Stands in for a storage that cannot be weakly referenced: a compiled
+    (mypyc) `InMemorySessionStorage`. The storage holds its lifeline and the
+    lifeline holds the storage, so the two die together and a weak reference
+    to the lifeline is one to the storage. Being a cycle, they are reclaimed
+    by the garbage collector's next pass rather than at once."""
+
+    __slots__ = ("__weakref__", "target")
+
+    def __init__(self, target: object) -> None:
+        self.target = target
+
+
+def _weak_reference(target: T) -> tuple[Callable[[], T | None], object]:
+    """A callable that returns `target` while it lives (then None), and the
+    object whose collection means that `target` is gone."""
+    try:
+        return weakref.ref(target), target
+    except TypeError:
+        if not hasattr(target, "_lifeline"):
+            raise
+    lifeline = getattr(target, "_lifeline", None)
+    if not isinstance(lifeline, _Lifeline):
+        lifeline = _Lifeline(target)
+        setattr(target, "_lifeline", lifeline)  # noqa: B010 - not part of Collectable
+    reference = weakref.ref(lifeline)
+
+    def dereference() -> T | None:
+        alive = reference()
+        return None if alive is None else cast(T, alive.target)
+
+    return dereference, lifeline
+
+
 class _Periodic:
     """A daemon thread calling `action(target)` every `interval` seconds
     while `target` lives, until stopped."""
 
     def __init__(self, target: object, action: Callable[[object], object], interval: float) -> None:
         self.interval = _check_interval(interval)
-        self._target = weakref.ref(target)
+        self._target, watched = _weak_reference(target)
         self._action = action
         self._stopping = threading.Event()
         # Wake the thread as soon as the target is collected.
-        self._finalizer = weakref.finalize(target, self._stopping.set)
+        self._finalizer = weakref.finalize(watched, self._stopping.set)
+        del watched
         self._thread: threading.Thread | None = None
 
     def start(self) -> Self:
@@ -209,7 +246,7 @@ async def sweep_periodically(storage: Collectable, interval: float = 1.0) -> Non
     loop carries on.
     """
     seconds = _check_interval(interval)
-    reference = weakref.ref(storage)
+    reference = _weak_reference(storage)[0]
     del storage
     while True:
         await asyncio.sleep(seconds)

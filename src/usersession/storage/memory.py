@@ -33,6 +33,7 @@ import traceback
 from collections import Counter
 from collections.abc import Iterable
 
+from .._build import mypyc_attr
 from ..clock import Clock, check_clock, system_clock
 from ..errors import ErrorCode, InvalidTypeError, SessionLimitError, SessionStorageError
 from ..garbage_collector import BucketGarbageCollector
@@ -73,6 +74,7 @@ def _log_listener_failure(
     )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class InMemorySessionStorage:
     """Sessions in a dict, expired by deadline buckets; safe to share between threads.
 
@@ -126,6 +128,9 @@ class InMemorySessionStorage:
         # A plain dict: a Counter's += costs a sweep a third of its time.
         self._removed: dict[DeleteReason, int] = dict.fromkeys(DeleteReason, 0)
         self._sweeps = 0
+        # What a Sweeper or Autosaver watches in place of the storage, which
+        # compiled (mypyc) cannot be weakly referenced: see sweeper._Lifeline.
+        self._lifeline: object | None = None
 
     # -- the storage protocol --------------------------------------------------
 
