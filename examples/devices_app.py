@@ -160,7 +160,7 @@ def devices_page(session: AsyncRequestSession, entries: list[DeviceEntry]) -> st
             action = "<strong>this device</strong>"
         else:
             target = f"/devices/{entry.handle}/revoke"
-            action = _post_button(target, "Log out this device", csrf, "revoke-" + entry.handle)
+            action = _post_button(target, "Revoke", csrf, "revoke-" + entry.handle)
         rows.append(
             f'<tr class="{"this-device" if entry.this_device else "device"}">'
             f"<td>{escape(device)}</td><td>{escape(entry.ip)}</td>"
