@@ -270,13 +270,12 @@ def _merged(headers: Any, extra: list[tuple[str, str]]) -> list[tuple[bytes, byt
     """The response's headers plus `extra`; an app's own Cache-Control gives
     way when `extra` has one (a response that carries a session must not be
     stored by any cache)."""
-    replace_cache_control = any(name == "Cache-Control" for name, _ in extra)
-    merged = [
-        (bytes(name), bytes(value))
-        for name, value in headers
-        if not (replace_cache_control and bytes(name).lower() == b"cache-control")
-    ]
-    merged += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra]
+    if any(name == "Cache-Control" for name, _ in extra):
+        merged = [header for header in headers if header[0].lower() != b"cache-control"]
+    else:
+        merged = list(headers)
+    for name, value in extra:
+        merged.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     return merged
 
 
