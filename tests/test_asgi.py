@@ -427,12 +427,17 @@ async def test_a_csrf_refusal_still_hands_out_a_renewed_token(
     assert visitor.token != old and visitor.token is not None
 
 
-async def test_after_a_renewal_the_page_gets_the_new_sessions_csrf_token(
+async def test_a_page_rendered_before_a_renewal_still_posts_after_it(
     visitor: Visitor, clock: ManualClock
 ) -> None:
     await visitor.login()
+    page_token = visitor.csrf
     clock.advance(RENEWAL)
+    old = visitor.token
+    await visitor.get("/me")  # another tab renews the session: the cookie changes
+    assert visitor.token != old
     await visitor.refresh_csrf()
+    assert visitor.csrf == page_token  # one CSRF token per login
     assert (await visitor.post_with_csrf("/action")).status_code == 200
 
 

@@ -149,7 +149,7 @@ def test_a_refused_secret_is_not_repeated_in_the_message() -> None:
 # -- CSRF --------------------------------------------------------------------------
 
 
-def test_the_csrf_token_is_an_hmac_of_the_handle_under_the_secret() -> None:
+def test_the_csrf_token_is_an_hmac_of_the_login_key_under_the_secret() -> None:
     token = csrf_token(SECRET, "handle-a")
     assert len(token) == 43
     assert token == csrf_token(SECRET, "handle-a")

@@ -45,7 +45,7 @@ from .errors import (
     SessionNotFoundError,
 )
 from .ids import session_handle
-from .policy import same_login
+from .policy import login_key, same_login
 from .session import Device, SessionContext, SessionMetadata
 
 _log = logging.getLogger("usersession")
@@ -159,23 +159,26 @@ def parse_cookie(header: str | None, name: str) -> str | None:
 # -- CSRF ----------------------------------------------------------------------
 
 
-def csrf_token(secret: bytes, handle: str) -> str:
-    """The CSRF token of the session whose handle is `handle`:
-    base64url(HMAC-SHA256(secret, label + handle)), 43 characters.
+def csrf_token(secret: bytes, key: str) -> str:
+    """The CSRF token of the login whose key is `key` (`policy.login_key`:
+    the handle of the login's first session):
+    base64url(HMAC-SHA256(secret, label + key)), 43 characters.
 
-    Unforgeable without the server's secret, different for every session, and
-    safe to put in a page (it grants nothing by itself). O(1).
+    Unforgeable without the server's secret, different for every login, the
+    same for every session of one login (so a page stays postable after its
+    session was renewed, in another tab too), and safe to put in a page (it
+    grants nothing by itself). O(1).
     """
-    digest = hmac.new(secret, _CSRF_LABEL + handle.encode("ascii"), sha256).digest()
+    digest = hmac.new(secret, _CSRF_LABEL + key.encode("ascii"), sha256).digest()
     return base64.urlsafe_b64encode(digest)[:43].decode("ascii")
 
 
-def csrf_matches(secret: bytes, handle: str, candidate: str | None) -> bool:
-    """Whether `candidate` is the CSRF token of `handle`, compared in
+def csrf_matches(secret: bytes, key: str, candidate: str | None) -> bool:
+    """Whether `candidate` is the CSRF token of login `key`, compared in
     constant time (`hmac.compare_digest`)."""
     if candidate is None:
         return False
-    expected = csrf_token(secret, handle).encode("ascii")
+    expected = csrf_token(secret, key).encode("ascii")
     return hmac.compare_digest(expected, candidate.encode("utf-8", "surrogatepass"))
 
 
@@ -611,12 +614,15 @@ class RequestSession:
     def csrf_token(self) -> str | None:
         """The CSRF token to put in this response's forms (field
         `settings.csrf_field`) or send as `settings.csrf_header`, or None
-        without a live session. It is the token of the session the client
-        holds once this response arrives."""
+        without a live session. One per login: renewals do not change it."""
+        key = self._login_key()
+        return None if key is None else csrf_token(self._secret, key)
+
+    def _login_key(self) -> str | None:
         handle = self.handle
-        if not self._live or handle is None:
+        if not self._live or handle is None or self.metadata is None:
             return None
-        return csrf_token(self._secret, handle)
+        return login_key(handle, self.metadata)
 
     @property
     def token(self) -> str | None:
@@ -760,16 +766,15 @@ class RequestSession:
             headers.get("origin"), scheme, headers.get("host"), settings.trusted_origins
         ):
             return self._refused("origin")
-        if not self._live or self._carried_id is None:
+        key = self._login_key()
+        if key is None or self._carried_id is None:
             return None
-        # The page that sent this request was rendered for the id it carried.
-        handle = session_handle(self._carried_id)
         candidate = headers.get(settings.csrf_header)
         if candidate is None:
             if form_token is None:
                 return "form"
             candidate = form_token
-        if csrf_matches(self._secret, handle, candidate):
+        if csrf_matches(self._secret, key, candidate):
             return None
         return self._refused("token")
 
