@@ -47,10 +47,11 @@ def create_app(
     manager: AsyncUserSessionManager | None = None, *, secret: bytes | str | None = None
 ) -> FastAPI:
     """The devices app over `manager` (default: in memory, 8 h sessions, idle
-    after 30 min, renewed every 15 min). `secret` signs CSRF tokens (default:
-    random per process, which suits in-memory sessions: both end with it)."""
+    after 30 min, renewed every 15 min, a login lasting 12 h at most).
+    `secret` signs CSRF tokens (default: random per process, which suits
+    in-memory sessions: both end with it)."""
     if manager is None:
-        timeouts = Timeouts(idle=1800, renewal=900, renewal_grace=30)
+        timeouts = Timeouts(idle=1800, renewal=900, renewal_grace=30, absolute=12 * 3600)
         manager = AsyncUserSessionManager(
             InMemorySessionStorage(), session_ttl=8 * 3600, timeouts=timeouts
         )

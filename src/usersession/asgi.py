@@ -196,7 +196,9 @@ class SessionMiddleware:
         self.app = app
         self.manager = manager
         self.settings = settings
-        self._wanted = frozenset(name.encode("latin-1") for name in settings.request_headers)
+        # Header name as ASGI sends it -> as `RequestSession` wants it: the
+        # scan then decodes only the values it keeps.
+        self._wanted = {name.encode("latin-1"): name for name in settings.request_headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -251,8 +253,8 @@ class SessionMiddleware:
         wanted = self._wanted
         headers: dict[str, str] = {}
         for name, value in scope.get("headers", ()):
-            if name in wanted:
-                key = name.decode("latin-1")
+            key = wanted.get(name)
+            if key is not None:
                 text = value.decode("latin-1")
                 if key in headers:  # HTTP/2 may split the Cookie header
                     headers[key] += ("; " if key == "cookie" else ", ") + text

@@ -514,6 +514,14 @@ def device_entries(
 # -- the request's session -----------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _context(parser: DeviceParser, ip: str, user_agent: str | None) -> SessionContext:
+    # Cached: a client sends the same address and agent on every request, and
+    # a hit costs a third of building the context (benchmarks/bench_web.py).
+    # A SessionContext is frozen, so sharing one between requests is safe.
+    return SessionContext(ip=ip, device=parser(user_agent))
+
+
 class RequestSession:
     """The session a request carried, and what the response must say about it.
 
@@ -636,12 +644,15 @@ class RequestSession:
     @property
     def context(self) -> SessionContext:
         """The `SessionContext` of this request: the client's IP and the
-        device its User-Agent names (computed once, on first use)."""
+        device its User-Agent (its first 512 characters) names; computed on
+        first use, and cached across requests (4096 clients)."""
         if self._context is None:
             parser = self._settings.device_from_user_agent
             assert parser is not None  # WebSettings fills in the default
-            device = parser(self._headers.get("user-agent"))
-            self._context = SessionContext(ip=self._client_ip, device=device)
+            user_agent = self._headers.get("user-agent")
+            if user_agent is not None:
+                user_agent = user_agent[:_MAX_USER_AGENT]
+            self._context = _context(parser, self._client_ip, user_agent)
         return self._context
 
     def __repr__(self) -> str:
