@@ -540,12 +540,13 @@ class RequestSession:
     __slots__ = (
         "_carried_cookie",
         "_carried_id",
+        "_clear_cookie",
         "_client_ip",
         "_context",
-        "_cookie_action",
         "_header_token",
         "_headers",
         "_live",
+        "_new_cookie",
         "_response_started",
         "_session_id",
         "_settings",
@@ -566,8 +567,9 @@ class RequestSession:
         self._carried_id: str | None = None
         self._session_id: str | None = None
         self._live = False
-        # None: leave the cookie; ("set", token, max_age) or ("clear",).
-        self._cookie_action: tuple[str, ...] | None = None
+        # What the response does to the cookie: set this value, or clear it.
+        self._new_cookie: str | None = None
+        self._clear_cookie = False
         self._header_token: str | None = None
         self._response_started = False
         self.subject: str | None = None
@@ -725,12 +727,14 @@ class RequestSession:
         if transport == "header":
             self._header_token = token
         else:
-            self._cookie_action = ("set", token, str(max_age))
+            self._new_cookie = self._settings.set_cookie(token, max_age)
+            self._clear_cookie = False
 
     def _forget(self) -> None:
         """The client's token is dead: clear the cookie if it sent one."""
         self._header_token = None
-        self._cookie_action = ("clear",) if self._carried_cookie else None
+        self._new_cookie = None
+        self._clear_cookie = self._carried_cookie
 
     def _default_transport(self) -> Transport:
         """Where a login hands its token: the header if the request came
@@ -742,7 +746,7 @@ class RequestSession:
     def _token_changed(self) -> bool:
         """Whether the response must change the client's token (a new one,
         or a cleared cookie)."""
-        return self._cookie_action is not None or self._header_token is not None
+        return self._new_cookie is not None or self._clear_cookie or self._header_token is not None
 
     def _check_can_respond(self) -> None:
         if self._response_started:
@@ -812,16 +816,14 @@ class RequestSession:
         self._response_started = True
         settings = self._settings
         headers: list[tuple[str, str]] = []
-        action = self._cookie_action
         if status == 401:
-            if self._carried_cookie or (action is not None and action[0] == "set"):
+            if self._carried_cookie or self._new_cookie is not None:
                 headers.append(("Set-Cookie", settings.clear_cookie()))
         else:
-            if action is not None:
-                if action[0] == "set":
-                    headers.append(("Set-Cookie", settings.set_cookie(action[1], int(action[2]))))
-                else:
-                    headers.append(("Set-Cookie", settings.clear_cookie()))
+            if self._new_cookie is not None:
+                headers.append(("Set-Cookie", self._new_cookie))
+            elif self._clear_cookie:
+                headers.append(("Set-Cookie", settings.clear_cookie()))
             if self._header_token is not None:
                 headers.append((settings.token_header, self._header_token))
         if headers or self._live:
