@@ -107,6 +107,7 @@ _STYLE = """<style>
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; }
 table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
 th, td { text-align: left; padding: .5rem .75rem; border-bottom: 1px solid #ddd; }
+td + td { white-space: nowrap; }
 tr.this-device { background: #eef6ff; }
 form.inline { display: inline; }
 button { font: inherit; padding: .25rem .75rem; }
