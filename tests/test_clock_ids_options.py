@@ -19,6 +19,7 @@ from usersession import (
     system_clock,
 )
 from usersession.ids import IdGenerator, session_handle
+from usersession.options import MAX_SECONDS
 
 # -- clock ------------------------------------------------------------------------------
 
@@ -74,6 +75,8 @@ BAD_OPTIONS = [
     ({"session_ttl": 0}, ErrorCode.INVALID_TTL),
     ({"session_ttl": -5}, ErrorCode.INVALID_TTL),
     ({"session_ttl": 1.5}, ErrorCode.INVALID_TTL),
+    ({"session_ttl": MAX_SECONDS + 1}, ErrorCode.INVALID_TTL),
+    ({"session_ttl": 10**5000}, ErrorCode.INVALID_TTL),
     ({"id_bytes": 15}, ErrorCode.INVALID_SESSION_ID_LENGTH),
     ({"id_bytes": 1025}, ErrorCode.INVALID_SESSION_ID_LENGTH),
     ({"timeouts": Timeouts(idle=0)}, ErrorCode.INVALID_IDLE_TIMEOUT),
@@ -93,6 +96,8 @@ BAD_OPTIONS = [
         ErrorCode.INVALID_OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL,
     ),
     ({"timeouts": {"idle": 5}}, ErrorCode.INVALID_OPTION),
+    ({"timeouts": Timeouts(absolute=0)}, ErrorCode.INVALID_ABSOLUTE_TIMEOUT),
+    ({"timeouts": Timeouts(absolute=MAX_SECONDS + 1)}, ErrorCode.INVALID_ABSOLUTE_TIMEOUT),
 ]
 
 

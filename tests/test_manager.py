@@ -28,6 +28,7 @@ from usersession import (
     UserSessionManager,
     check_same_device_if_known,
 )
+from usersession.options import MAX_SECONDS
 from usersession.policy import renewed_metadata
 from usersession.storage.redis import AsyncRedisSessionStorage, RedisSessionStorage
 
@@ -85,6 +86,27 @@ def test_a_bad_per_session_ttl_is_refused_and_nothing_is_stored(
         manager.create("uid1", LAPTOP, ttl=ttl)
     assert caught.value.code is ErrorCode.INVALID_TTL
     assert manager.read_all("uid1") == {}
+
+
+@pytest.mark.parametrize(
+    "ttl", [MAX_SECONDS + 1, 10**14, 10**5000], ids=["max+1", "1e14", "1e5000"]
+)
+def test_a_per_session_ttl_beyond_the_maximum_is_refused_and_nothing_is_stored(
+    make_manager: MakeManager, ttl: int
+) -> None:
+    manager = make_manager()
+    with pytest.raises(InvalidOptionsError) as caught:
+        manager.create("uid1", LAPTOP, ttl=ttl)
+    assert caught.value.code is ErrorCode.INVALID_TTL
+    assert manager.read_all("uid1") == {}
+
+
+def test_the_longest_per_session_ttl_is_accepted(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    manager = make_manager()
+    session_id = manager.create("uid1", LAPTOP, ttl=MAX_SECONDS)
+    assert manager.read("uid1", session_id, LAPTOP)[0].expires_at == START + MAX_SECONDS
 
 
 def test_two_sessions_created_from_one_context_share_no_timestamps(
