@@ -79,7 +79,7 @@ def save_snapshot(storage: InMemorySessionStorage, path: str | os.PathLike[str])
     """Write `storage` to `path` atomically; return how many sessions were
     written. O(sessions held); the storage's lock is held only while the
     sessions are copied, not while they are encoded and written."""
-    target = _check_path(path)
+    target = check_snapshot_path(path)
     with storage._lock:
         saved_at = storage.clock()
         copied = [
@@ -123,7 +123,7 @@ def read_snapshot(path: str | os.PathLike[str], now: int) -> list[tuple[str, Ses
     (session_id, metadata) pairs ready to be filed. Raises `SnapshotError`
     (`SNAPSHOT_INVALID`) for a file that is not a whole, valid snapshot of
     this version, `SessionStorageError` if it cannot be read. O(file size)."""
-    source = _check_path(path)
+    source = check_snapshot_path(path)
     try:
         with open(source, "rb") as file:
             data = file.read()
@@ -170,19 +170,36 @@ def decode_snapshot(data: bytes, now: int) -> list[tuple[str, SessionMetadata]]:
     return entries
 
 
-def _check_path(path: object) -> str:
-    """A snapshot path is a non-empty str or an `os.PathLike` of one (never
-    an int: `open` would take it for a file descriptor)."""
+def check_snapshot_path(path: object) -> str:
+    """The one rule for a snapshot path, which `save`, `load` and `Autosaver`
+    all apply: a non-empty str, or an `os.PathLike` giving one, that the
+    file system can encode (no NUL character, no lone surrogate it cannot
+    take). Never an int (`open` would take it for a file descriptor) nor
+    bytes. A str subclass (a `StrEnum` member) is accepted and returned as
+    its plain value, as subjects are. O(len(path))."""
     if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    if type(path) is not str:
+        try:
+            path = os.fspath(path)
+        except TypeError:  # its __fspath__ gave neither str nor bytes
+            path = None
+    if not isinstance(path, str):
         raise InvalidTypeError(
             ErrorCode.INVALID_OPTION,
             f"path must be a str or an os.PathLike of str, not {type(path).__name__}.",
         )
-    if not path:
+    # str.__str__, not str(): a subclass may override __str__ (Enum does).
+    text = path if type(path) is str else str.__str__(path)
+    if not text:
         raise InvalidOptionsError(ErrorCode.INVALID_OPTION, "path must not be empty.")
-    return path
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise InvalidOptionsError(
+            ErrorCode.INVALID_OPTION, "path has characters the file system cannot encode."
+        ) from None
+    if b"\0" in encoded:
+        raise InvalidOptionsError(ErrorCode.INVALID_OPTION, "path must not contain NUL.")
+    return text
 
 
 def _reason(error: Exception) -> str:
