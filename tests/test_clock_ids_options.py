@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +17,8 @@ from usersession import (
     InvalidTypeError,
     ManualClock,
     RenewHooks,
+    SessionContext,
+    SessionMetadata,
     Timeouts,
     UserSessionManager,
     system_clock,
@@ -60,6 +65,88 @@ def test_ids_keep_coming_after_the_pool_runs_dry() -> None:
     generator = IdGenerator(24)
     ids = {generator.new_id() for _ in range(10_000)}
     assert len(ids) == 10_000
+
+
+class _PicklableStorage:
+    """A storage that pickles and copies (the in-memory one holds a lock, which
+    does neither), so that what a manager's own state carries can be seen."""
+
+    def insert(self, subject: str, session_id: str, metadata: SessionMetadata) -> None:
+        pass
+
+    def read(self, subject: str, session_id: str, now: int) -> None:
+        return None
+
+    def touch(self, subject: str, session_id: str, metadata: SessionMetadata, now: int) -> None:
+        pass
+
+    def renew(self, *arguments: object) -> None:
+        return None
+
+    def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
+        return []
+
+    def delete(self, subject: str, session_id: str, reason: object = None) -> bool:
+        return False
+
+    def delete_login(self, subject: str, session_id: str) -> int:
+        return 0
+
+    def delete_login_by_handle(self, subject: str, handle: str) -> int:
+        return 0
+
+    def delete_all(self, subject: str) -> int:
+        return 0
+
+    def delete_other_logins(self, subject: str, keep: str, now: int) -> int | None:
+        return None
+
+
+def _manager_with_a_full_pool() -> tuple[UserSessionManager, list[str]]:
+    """A manager that has drawn one id, and the ids it will hand out next."""
+    manager = UserSessionManager(_PicklableStorage(), session_ttl=60)  # type: ignore[arg-type]
+    manager.create("uid1", SessionContext("10.0.0.1"))
+    pending = list(manager._ids._pool)
+    assert len(pending) > 1000
+    return manager, pending
+
+
+def _next_ids(manager: UserSessionManager, count: int = 200) -> set[str]:
+    return {manager.create("uid1", SessionContext("10.0.0.1")) for _ in range(count)}
+
+
+def test_a_pickled_manager_carries_none_of_its_pre_drawn_ids() -> None:
+    manager, pending = _manager_with_a_full_pool()
+    pickled = pickle.dumps(manager)
+    assert not [i for i in pending if i.encode() in pickled]
+    assert not _next_ids(pickle.loads(pickled)) & set(pending)
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, copy.copy], ids=["deepcopy", "copy"])
+def test_a_manager_and_its_copy_never_hand_out_the_same_id(
+    duplicate: Callable[[UserSessionManager], UserSessionManager],
+) -> None:
+    # A deep copy draws a pool of its own; a shallow one shares the
+    # original's generator, whose pops are atomic.
+    manager, _ = _manager_with_a_full_pool()
+    duplicated = duplicate(manager)
+    from_the_copy = _next_ids(duplicated)
+    assert not _next_ids(manager) & from_the_copy
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.copy, copy.deepcopy, lambda generator: pickle.loads(pickle.dumps(generator))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_a_copied_id_generator_starts_with_an_empty_pool_of_the_same_size(
+    duplicate: Callable[[IdGenerator], IdGenerator],
+) -> None:
+    generator = IdGenerator(32)
+    generator.new_id()
+    duplicated = duplicate(generator)
+    assert duplicated._pool == [] and duplicated is not generator
+    assert len(duplicated.new_id()) == len(generator.new_id())
 
 
 def test_a_handle_is_a_stable_url_safe_fingerprint() -> None:
