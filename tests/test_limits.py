@@ -21,6 +21,8 @@ from usersession import (
     UserSessionManager,
 )
 
+from .conftest import START
+
 CONTEXT = SessionContext(ip="10.0.0.1")
 
 Event = tuple[str, str, DeleteReason]
@@ -295,6 +297,30 @@ def test_stale_filings_are_skipped_by_the_global_eviction(clock: ManualClock) ->
     manager.create("e", CONTEXT, ttl=100)
     assert events[-1] == ("b", keep, DeleteReason.EVICTED)
     assert storage._stale >= 0
+
+
+def test_a_session_expired_after_a_collect_ahead_of_the_clock_does_not_hold_its_slot(
+    clock: ManualClock,
+) -> None:
+    storage, _ = _storage(clock, max_sessions=1)
+    manager = UserSessionManager(storage, session_ttl=600)
+    storage.collect(clock() + 3600)
+    manager.create("alice", CONTEXT, ttl=10)
+    clock.advance(10)
+    manager.create("bob", CONTEXT)  # alice's expired session makes room
+    assert set(storage._subjects) == {"bob"}
+
+
+def test_a_session_expired_after_the_clock_stepped_back_does_not_hold_its_slot() -> None:
+    now = [START + 3600]
+    storage = InMemorySessionStorage(clock=lambda: now[0], max_sessions=1)
+    manager = UserSessionManager(storage, session_ttl=600)
+    storage.collect()
+    now[0] = START  # the clock steps an hour back
+    manager.create("alice", CONTEXT, ttl=10)
+    now[0] = START + 10
+    manager.create("bob", CONTEXT)
+    assert set(storage._subjects) == {"bob"}
 
 
 def test_direct_inserts_respect_the_limits(clock: ManualClock) -> None:

@@ -43,6 +43,16 @@ def setup(timeouts: Timeouts | None = None, session_ttl: int = 100) -> Rig:
     return Rig(clock, storage, manager, events)
 
 
+class SteppingClock:
+    """A clock that can be set anywhere, backwards included (as NTP may)."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
 def test_len_counts_what_is_held_without_sweeping() -> None:
     rig = setup()
     for _ in range(3):
@@ -163,6 +173,28 @@ def test_deleted_sessions_do_not_pin_memory_in_their_buckets_for_long() -> None:
     rig.clock.advance(1)
     rig.storage.collect()
     assert len(rig.storage._collector) <= 4096 + len(rig.storage)
+
+
+def test_a_collect_at_a_future_time_does_not_stop_later_sweeps() -> None:
+    rig = setup()
+    rig.storage.collect(START + 1000)
+    expired = rig.manager.create("uid1", CONTEXT, ttl=10)
+    rig.clock.advance(10)
+    rig.manager.read_all("uid2")
+    assert rig.events == [(expired, DeleteReason.EXPIRED)]
+    assert len(rig.storage) == 0
+
+
+def test_sweeping_carries_on_when_the_clock_steps_back() -> None:
+    clock = SteppingClock(START + 3600)
+    storage = InMemorySessionStorage(clock=clock)
+    manager = UserSessionManager(storage, session_ttl=100)
+    manager.read_all("uid2")  # swept at START + 3600
+    clock.now = START  # an hour back
+    manager.create("uid1", CONTEXT, ttl=10)
+    clock.now = START + 10
+    manager.read_all("uid2")
+    assert len(storage) == 0
 
 
 def test_a_touch_racing_a_delete_does_not_bring_the_session_back() -> None:

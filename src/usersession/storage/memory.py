@@ -12,7 +12,8 @@ subject index and then tells the listeners: the index cannot drift from the
 sessions because nothing else writes to it.
 
 Expiry without threads or timers: each operation first does its own work,
-then, if the clock's second moved since the last sweep, evicts what came due.
+then, if the clock's second differs from the last sweep's (forward, or back
+after a clock step), evicts what came due.
 A read only updates `accessed_at`; it does not move the session to a later
 bucket. When a bucket comes due its sessions' real deadlines are re-checked
 (`policy.deadline`) and the living ones re-filed, so a touch is O(1) and an
@@ -120,6 +121,7 @@ class InMemorySessionStorage:
         self._listeners: list[Listener] = []
         # Reentrant: listeners run inside the lock and may call back in.
         self._lock = threading.RLock()
+        # The second of the last sweep; an operation at any other second sweeps.
         self._swept_at = -1
         # Bucket entries whose session was removed or re-filed elsewhere.
         self._stale = 0
@@ -141,7 +143,7 @@ class InMemorySessionStorage:
                 self._evict(self._check_room(subject, metadata._created_at, None))
             self._file(subject, session_id, metadata)
             now = metadata._created_at
-            if now > self._swept_at:
+            if now != self._swept_at:
                 self._sweep(now)
 
     def read(self, subject: str, session_id: str, now: int) -> SessionMetadata | None:
@@ -150,7 +152,7 @@ class InMemorySessionStorage:
             metadata = self._sessions.get(session_id)
             if metadata is not None and metadata._subject != subject:
                 metadata = None
-            if now > self._swept_at:
+            if now != self._swept_at:
                 self._sweep(now)
             return metadata
 
@@ -220,7 +222,7 @@ class InMemorySessionStorage:
                     if handle is None:
                         handle = metadata._handle = session_handle(session_id)
                     listed.append((handle, metadata))
-            if now > self._swept_at:
+            if now != self._swept_at:
                 self._sweep(now)
             return listed
 
@@ -494,7 +496,7 @@ class InMemorySessionStorage:
         victims = self._subject_victims(subject, superseding, 1)
         total = self._max_sessions
         full = total is not None and len(self._sessions) - len(victims) >= total
-        if (victims or full) and now > self._swept_at:
+        if (victims or full) and now != self._swept_at:
             # Sessions already due make room first: nobody is refused or
             # evicted for the space expired ones hold.
             self._sweep(now)
