@@ -86,6 +86,14 @@ def _check_invariants(storage: InMemorySessionStorage, ids: list[str]) -> None:
         grouped.setdefault(metadata.subject, set()).add(session_id)
         filed = storage._collector._buckets.get(metadata._due, [])
         assert session_id in filed, "a stored session has no current filing"
+    sessions = storage._sessions
+    current = sum(
+        1
+        for second, bucket in storage._collector._buckets.items()
+        for session_id in bucket
+        if session_id in sessions and sessions[session_id]._due == second
+    )
+    assert storage._stale == len(storage._collector) - current, "the stale count drifted"
     assert grouped == storage._subjects
     assert all(storage._subjects.values())
     stats = storage.stats()

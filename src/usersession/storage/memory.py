@@ -139,10 +139,10 @@ class InMemorySessionStorage:
                     ErrorCode.STORAGE_FAILURE,
                     f"Session '{session_handle(session_id)}' is already stored.",
                 )
-            if self._limited:
-                self._evict(self._check_room(subject, metadata._created_at, None))
-            self._file(subject, session_id, metadata)
             now = metadata._created_at
+            if self._limited:
+                self._evict(self._check_room(subject, now, None))
+            self._file(subject, session_id, metadata)
             if now != self._swept_at:
                 self._sweep(now)
 
@@ -194,9 +194,10 @@ class InMemorySessionStorage:
                 victims = self._check_room(subject, new_metadata._created_at, session_id)
                 if self._sessions.get(session_id) is not old:
                     return None  # the sweep that made room took it
+            login = old._login
             old._grace_ends_at = grace_ends_at
             old._renewed_by = renewed_by
-            if old._login is None:
+            if login is None:
                 old._login = new_metadata._login
             due = deadline(old)[0]
             if due < old._due:
@@ -205,7 +206,17 @@ class InMemorySessionStorage:
                 self._collector.add(session_id, due)
                 self._stale += 1
             if self._limited:
-                self._evict(victims)
+                try:
+                    self._evict(victims)
+                except BaseException:
+                    # A listener of an eviction raised (KeyboardInterrupt...):
+                    # no successor, so no renewal. The earlier filing stays
+                    # current; its sweep re-files the session where it belongs.
+                    if self._sessions.get(session_id) is old and old._renewed_by == renewed_by:
+                        old._grace_ends_at = None
+                        old._renewed_by = None
+                        old._login = login
+                    raise
             self._file(subject, new_session_id, new_metadata)
             return renewed_by
 
@@ -234,7 +245,7 @@ class InMemorySessionStorage:
             metadata = self._sessions.get(session_id)
             if metadata is None or metadata._subject != subject:
                 return False
-            self._stale += self._remove((session_id,), reason)
+            self._remove((session_id,), reason, True)
             return True
 
     def delete_login(self, subject: str, session_id: str) -> int:
@@ -298,7 +309,9 @@ class InMemorySessionStorage:
     def add_listener(self, listener: Listener) -> None:
         """Call `listener(subject, session_id, metadata, reason)` after each
         removal, inside the storage's lock (keep it short; it may call back
-        into the storage). An exception it raises is logged and swallowed."""
+        into the storage). An `Exception` it raises is logged and swallowed;
+        anything else (KeyboardInterrupt) propagates, and the storage stays
+        consistent: what was not yet removed stays stored and scheduled."""
         if not callable(listener):
             raise InvalidTypeError(ErrorCode.INVALID_OPTION, "A listener must be callable.")
         with self._lock:
@@ -391,16 +404,19 @@ class InMemorySessionStorage:
     def _remove_counted(self, session_ids: list[str]) -> int:
         """`_remove` for an explicit deletion (reason DELETED): the filings of
         what it removes go stale in their buckets."""
-        removed = self._remove(session_ids, DeleteReason.DELETED)
-        self._stale += removed
-        return removed
+        return self._remove(session_ids, DeleteReason.DELETED, True)
 
-    def _remove(self, session_ids: Iterable[str], reason: DeleteReason) -> int:
+    def _remove(self, session_ids: Iterable[str], reason: DeleteReason, filed: bool) -> int:
         """The one delete path: sessions, subject index, counters, listeners.
 
         Takes a batch, so that a sweep or a `delete_all` pays one call, not one
         per session (a third of a sweep's cost, benchmarks/ sweep). An id no
         longer stored is skipped: a listener may have removed it meanwhile.
+        `filed`: the sessions' filings are still in their buckets (not popped
+        by a sweep or an eviction), where they now go stale; then the buckets
+        are compacted if the leftovers outgrow the bound (README), so it holds
+        even while the clock stands still. Whatever a listener raises, what
+        was removed is counted and what was not stays stored and filed.
         Returns how many were removed."""
         sessions = self._sessions
         subjects = self._subjects
@@ -425,6 +441,12 @@ class InMemorySessionStorage:
                     uncounted += 1
         finally:
             self._removed[reason] += uncounted
+            if filed:
+                self._stale += removed
+        # Two comparisons per removal: compaction is O(held) and runs only
+        # once the leftovers outnumber the live sessions, so O(1) amortized.
+        if filed and self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
+            self._compact()
         return removed
 
     def _emit(
@@ -437,7 +459,12 @@ class InMemorySessionStorage:
                 _log_listener_failure(listener, session_id, reason, error)
 
     def _sweep(self, now: int) -> int:
-        """Evict what is due at `now`; re-file what was touched since it was filed."""
+        """Evict what is due at `now`; re-file what was touched since it was filed.
+
+        If a listener raises something that is not an `Exception`
+        (KeyboardInterrupt, SystemExit), the sessions of the bucket at hand
+        that were not yet removed are filed again and the exception goes on:
+        nothing due is forgotten, and the next operation sweeps again."""
         self._swept_at = now
         self._sweeps += 1
         sessions = self._sessions
@@ -446,44 +473,66 @@ class InMemorySessionStorage:
         other: dict[DeleteReason, list[str]] = {}
         removed = 0
         stale = 0
-        for second, filed in collector.pop_due(now):
-            # A few hundred at a time: the delete path then finds in the cache
-            # what the judging just looked at (a whole 10k bucket would not be).
-            for start in range(0, len(filed), _SWEEP_BATCH):
-                for session_id in filed[start : start + _SWEEP_BATCH]:
-                    metadata = sessions.get(session_id)
-                    if metadata is None or metadata._due != second:
-                        stale += 1
-                        continue
-                    if metadata._idle is None and metadata._grace_ends_at is None:
-                        # Only touches (idle) and renewals (grace) move a
-                        # deadline: this one is still expires_at, due now, and
-                        # skipping deadline() is a good part of a sweep's cost.
-                        expired.append(session_id)
-                        continue
-                    due, reason = deadline(metadata)
-                    if due <= now:
-                        other.setdefault(reason, []).append(session_id)
-                    else:
-                        metadata._due = due
-                        collector.add(session_id, due)
-                # A listener may have deleted some of these meanwhile; their
-                # popped filings were counted stale by that delete: even it out.
-                if expired:
-                    gone = self._remove(expired, DeleteReason.EXPIRED)
-                    removed += gone
-                    stale += len(expired) - gone
-                    expired.clear()
-                if other:
-                    for reason, doomed in other.items():
-                        gone = self._remove(doomed, reason)
+        second = now
+        filed: list[str] = []
+        try:
+            for second, filed in collector.pop_due(now):
+                # A few hundred at a time: the delete path then finds in the cache
+                # what the judging just looked at (a whole 10k bucket would not be).
+                for start in range(0, len(filed), _SWEEP_BATCH):
+                    for session_id in filed[start : start + _SWEEP_BATCH]:
+                        metadata = sessions.get(session_id)
+                        if metadata is None or metadata._due != second:
+                            stale += 1
+                            continue
+                        if metadata._idle is None and metadata._grace_ends_at is None:
+                            # Only touches (idle) and renewals (grace) move a
+                            # deadline: this one is still expires_at, due now, and
+                            # skipping deadline() is a good part of a sweep's cost.
+                            expired.append(session_id)
+                            continue
+                        due, reason = deadline(metadata)
+                        if due <= now:
+                            other.setdefault(reason, []).append(session_id)
+                        else:
+                            metadata._due = due
+                            collector.add(session_id, due)
+                    # A listener may have deleted some of these meanwhile; their
+                    # popped filings were counted stale by that delete: even it out.
+                    if expired:
+                        gone = self._remove(expired, DeleteReason.EXPIRED, False)
                         removed += gone
-                        stale += len(doomed) - gone
-                    other.clear()
+                        stale += len(expired) - gone
+                        expired.clear()
+                    if other:
+                        for reason, doomed in other.items():
+                            gone = self._remove(doomed, reason, False)
+                            removed += gone
+                            stale += len(doomed) - gone
+                        other.clear()
+        except BaseException:
+            self._sweep_interrupted(second, filed, now)
+            raise
         self._stale -= stale
         if self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
             self._compact()
         return removed
+
+    def _sweep_interrupted(self, second: int, filed: list[str], now: int) -> None:
+        """A listener raised out of a sweep at `now` while it was at the bucket
+        `filed` of `second`, already popped: file again what of it is still
+        stored there (not yet judged, or judged but not yet removed), and make
+        the next operation sweep again. The stale count lost its place, so the
+        buckets are compacted: O(held), on this path only."""
+        sessions = self._sessions
+        collector = self._collector
+        for session_id in dict.fromkeys(filed):
+            metadata = sessions.get(session_id)
+            if metadata is not None and metadata._due == second:
+                collector.add(session_id, second)
+        self._compact()
+        self._stale = 0
+        self._swept_at = now - 1  # any second but now
 
     # -- capacity limits (only reached when a limit is set) ---------------------
 
@@ -539,7 +588,7 @@ class InMemorySessionStorage:
         """Evict `victims`, then, until `room` more sessions fit, the session
         closest to its deadline."""
         sessions = self._sessions
-        self._stale += self._remove(victims, DeleteReason.EVICTED)
+        self._remove(victims, DeleteReason.EVICTED, True)
         total = self._max_sessions
         if total is not None:
             while len(sessions) + room > total and self._evict_closest():
@@ -566,7 +615,7 @@ class InMemorySessionStorage:
                 metadata._due = due
                 collector.add(session_id, due)
                 continue
-            self._remove((session_id,), DeleteReason.EVICTED)
+            self._remove((session_id,), DeleteReason.EVICTED, False)
             return True
 
     # -- snapshots -------------------------------------------------------------
@@ -614,12 +663,14 @@ class InMemorySessionStorage:
 
     def _compact(self) -> None:
         # Amortized O(1) per removal: runs only when the stale entries
-        # outnumber the live sessions, and costs O(live + stale).
+        # outnumber the live sessions, and costs O(live + stale). It may run
+        # inside a sweep (a listener deleting): the filings of the bucket the
+        # sweep holds are not in the collector and stay counted until the
+        # sweep judges them, so the count drops by what is dropped, not to 0.
         sessions = self._sessions
 
         def current(session_id: str, second: int) -> bool:
             metadata = sessions.get(session_id)
             return metadata is not None and metadata._due == second
 
-        self._collector.compact(current)
-        self._stale = 0
+        self._stale -= self._collector.compact(current)
