@@ -125,6 +125,11 @@ class InMemorySessionStorage:
         self._swept_at = -1
         # Bucket entries whose session was removed or re-filed elsewhere.
         self._stale = 0
+        # Sessions being made room for (a create or renewal evicting others):
+        # a listener's re-entrant create counts them, so the limits hold once
+        # they are filed. Only touched when a limit is set.
+        self._reserved = 0
+        self._reserved_for: dict[str, int] = {}
         # A plain dict: a Counter's += costs a sweep a third of its time.
         self._removed: dict[DeleteReason, int] = dict.fromkeys(DeleteReason, 0)
         self._sweeps = 0
@@ -141,7 +146,7 @@ class InMemorySessionStorage:
                 )
             now = metadata._created_at
             if self._limited:
-                self._evict(self._check_room(subject, now, None))
+                self._make_room(subject, self._check_room(subject, now, None))
             self._file(subject, session_id, metadata)
             if now != self._swept_at:
                 self._sweep(now)
@@ -192,8 +197,11 @@ class InMemorySessionStorage:
             victims: list[str] = []
             if self._limited:
                 victims = self._check_room(subject, new_metadata._created_at, session_id)
+                # The sweep that made room may have run listeners.
                 if self._sessions.get(session_id) is not old:
-                    return None  # the sweep that made room took it
+                    return None  # the sweep took it
+                if old._grace_ends_at is not None:
+                    return old._renewed_by  # a listener renewed it
             login = old._login
             old._grace_ends_at = grace_ends_at
             old._renewed_by = renewed_by
@@ -207,7 +215,7 @@ class InMemorySessionStorage:
                 self._stale += 1
             if self._limited:
                 try:
-                    self._evict(victims)
+                    self._make_room(subject, victims)
                 except BaseException:
                     # A listener of an eviction raised (KeyboardInterrupt...):
                     # no successor, so no renewal. The earlier filing stays
@@ -539,37 +547,82 @@ class InMemorySessionStorage:
     def _check_room(self, subject: str, now: int, superseding: str | None) -> list[str]:
         """Make sure one more session of `subject` may be stored: raise
         `SessionLimitError` under REFUSE, else return the subject's sessions
-        to evict (the whole-storage eviction happens in `_evict`). Changes
-        nothing but a sweep of what is due at `now`. `superseding` is the
-        session a renewal replaces: it stops counting for its subject."""
+        to evict (the whole-storage eviction happens in `_make_room`).
+        Changes nothing but a sweep of what is due at `now`. `superseding` is
+        the session a renewal replaces: it stops counting for its subject.
+        Sessions being made room for (`_reserved`) count as stored; when they
+        hold all the room a limit allows, no eviction can help and the new
+        session is refused whatever the policy (only a listener creating
+        sessions while others are evicted gets there)."""
         victims = self._subject_victims(subject, superseding, 1)
-        total = self._max_sessions
-        full = total is not None and len(self._sessions) - len(victims) >= total
-        if (victims or full) and now != self._swept_at:
+        full = self._storage_full(victims)
+        if (victims is None or victims or full) and now != self._swept_at:
             # Sessions already due make room first: nobody is refused or
             # evicted for the space expired ones hold.
             self._sweep(now)
             victims = self._subject_victims(subject, superseding, 1)
-            full = total is not None and len(self._sessions) - len(victims) >= total
-        if victims and self._max_per_subject_policy is LimitPolicy.REFUSE:
+            full = self._storage_full(victims)
+        if victims is None or (victims and self._max_per_subject_policy is LimitPolicy.REFUSE):
             raise self._refuse(
                 f"The subject has max_sessions_per_subject ({self._max_per_subject}) sessions."
             )
-        if full and self._max_sessions_policy is LimitPolicy.REFUSE:
+        total = self._max_sessions
+        if full and (
+            self._max_sessions_policy is LimitPolicy.REFUSE
+            or (total is not None and self._reserved >= total)
+        ):
             raise self._refuse(f"The storage holds max_sessions ({total}) sessions.")
         return victims
+
+    def _storage_full(self, victims: list[str] | None) -> bool:
+        """Whether one more session does not fit `max_sessions` once `victims`
+        are gone (the sessions reserved counting as stored)."""
+        total = self._max_sessions
+        if total is None:
+            return False
+        evicted = 0 if victims is None else len(victims)
+        return len(self._sessions) - evicted + self._reserved >= total
+
+    def _make_room(self, subject: str, victims: list[str]) -> None:
+        """Evict `victims` (from `_check_room`) and, under EVICT, what else
+        `max_sessions` needs for one more session of `subject`. Listeners run
+        meanwhile and may create sessions (re-entrant): the new session's
+        place is reserved, so theirs must find room of their own, and the
+        limits hold when the caller files it. O(1) when nothing is evicted."""
+        total = self._max_sessions
+        if not victims and (total is None or len(self._sessions) + self._reserved < total):
+            return  # nothing to evict, no listener to run
+        reserved_for = self._reserved_for
+        self._reserved += 1
+        reserved_for[subject] = reserved_for.get(subject, 0) + 1
+        try:
+            self._evict(victims)
+        finally:
+            self._reserved -= 1
+            left = reserved_for[subject] - 1
+            if left:
+                reserved_for[subject] = left
+            else:
+                del reserved_for[subject]
 
     def _refuse(self, message: str) -> SessionLimitError:
         self._refused += 1
         return SessionLimitError(ErrorCode.SESSION_LIMIT_REACHED, message)
 
-    def _subject_victims(self, subject: str, superseding: str | None, extra: int) -> list[str]:
+    def _subject_victims(
+        self, subject: str, superseding: str | None, extra: int
+    ) -> list[str] | None:
         """The subject's oldest sessions in use (smallest `created_at`) that
-        must go for `extra` more to fit its limit. O(sessions of the subject)
+        must go for `extra` more (and those reserved for it) to fit its limit;
+        None if evicting all of them would not do. O(sessions of the subject)
         once the subject is at its limit, O(1) before."""
         limit = self._max_per_subject
         if limit is None:
             return []
+        if self._reserved_for:
+            extra += self._reserved_for.get(subject, 0)
+            if extra > limit:
+                return None
         session_ids = self._subjects.get(subject)
         if session_ids is None or len(session_ids) + extra <= limit:
             return []
@@ -584,14 +637,15 @@ class InMemorySessionStorage:
             return []
         return [session_id for _, session_id in heapq.nsmallest(excess, in_use)]
 
-    def _evict(self, victims: list[str], room: int = 1) -> None:
-        """Evict `victims`, then, until `room` more sessions fit, the session
-        closest to its deadline."""
+    def _evict(self, victims: list[str]) -> None:
+        """Evict `victims`, then, until the sessions reserved fit, the session
+        closest to its deadline (listeners may store more meanwhile: the
+        condition is checked again after each eviction)."""
         sessions = self._sessions
         self._remove(victims, DeleteReason.EVICTED, True)
         total = self._max_sessions
         if total is not None:
-            while len(sessions) + room > total and self._evict_closest():
+            while len(sessions) + self._reserved > total and self._evict_closest():
                 pass
 
     def _evict_closest(self) -> bool:
@@ -657,8 +711,8 @@ class InMemorySessionStorage:
             self._file(metadata._subject, session_id, metadata)
         if self._limited:
             for subject in subjects:
-                self._evict(self._subject_victims(subject, None, 0), 0)
-            self._evict([], 0)
+                self._evict(self._subject_victims(subject, None, 0) or [])
+            self._evict([])
         return len(entries)
 
     def _compact(self) -> None:
