@@ -125,6 +125,8 @@ class InMemorySessionStorage:
         self._swept_at = -1
         # Bucket entries whose session was removed or re-filed elsewhere.
         self._stale = 0
+        # Sweeps in progress (a listener may start one inside another).
+        self._sweeping = 0
         # Sessions being made room for (a create or renewal evicting others):
         # a listener's re-entrant create counts them, so the limits hold once
         # they are filed. Only touched when a limit is set.
@@ -253,7 +255,12 @@ class InMemorySessionStorage:
             metadata = self._sessions.get(session_id)
             if metadata is None or metadata._subject != subject:
                 return False
-            self._remove((session_id,), reason, True)
+            # Its filing stays in its bucket, stale: counted before the
+            # listeners run, so whatever they raise the count is exact.
+            self._stale += 1
+            self._remove((session_id,), reason, False)
+            if self._stale > _MIN_STALE_TO_COMPACT:
+                self._compact_if_due()
             return True
 
     def delete_login(self, subject: str, session_id: str) -> int:
@@ -451,10 +458,8 @@ class InMemorySessionStorage:
             self._removed[reason] += uncounted
             if filed:
                 self._stale += removed
-        # Two comparisons per removal: compaction is O(held) and runs only
-        # once the leftovers outnumber the live sessions, so O(1) amortized.
-        if filed and self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
-            self._compact()
+        if filed and self._stale > _MIN_STALE_TO_COMPACT:
+            self._compact_if_due()
         return removed
 
     def _emit(
@@ -483,6 +488,7 @@ class InMemorySessionStorage:
         stale = 0
         second = now
         filed: list[str] = []
+        self._sweeping += 1
         try:
             for second, filed in collector.pop_due(now):
                 # A few hundred at a time: the delete path then finds in the cache
@@ -519,11 +525,13 @@ class InMemorySessionStorage:
                             stale += len(doomed) - gone
                         other.clear()
         except BaseException:
+            self._sweeping -= 1
             self._sweep_interrupted(second, filed, now)
             raise
+        self._sweeping -= 1
         self._stale -= stale
-        if self._stale > _MIN_STALE_TO_COMPACT and self._stale > len(sessions):
-            self._compact()
+        if self._stale > _MIN_STALE_TO_COMPACT:
+            self._compact_if_due()
         return removed
 
     def _sweep_interrupted(self, second: int, filed: list[str], now: int) -> None:
@@ -531,15 +539,16 @@ class InMemorySessionStorage:
         `filed` of `second`, already popped: file again what of it is still
         stored there (not yet judged, or judged but not yet removed), and make
         the next operation sweep again. The stale count lost its place, so the
-        buckets are compacted: O(held), on this path only."""
+        buckets are compacted (O(held), on this path only), unless this sweep
+        ran inside another, which will be interrupted in turn."""
         sessions = self._sessions
         collector = self._collector
         for session_id in dict.fromkeys(filed):
             metadata = sessions.get(session_id)
             if metadata is not None and metadata._due == second:
                 collector.add(session_id, second)
-        self._compact()
-        self._stale = 0
+        if not self._sweeping:
+            self._compact()
         self._swept_at = now - 1  # any second but now
 
     # -- capacity limits (only reached when a limit is set) ---------------------
@@ -715,16 +724,27 @@ class InMemorySessionStorage:
             self._evict([])
         return len(entries)
 
+    def _compact_if_due(self) -> None:
+        """Compact once the stale filings outnumber the live sessions (README's
+        bound), but never inside a sweep, which checks when it ends."""
+        if self._stale > len(self._sessions) and not self._sweeping:
+            self._compact()
+
     def _compact(self) -> None:
-        # Amortized O(1) per removal: runs only when the stale entries
-        # outnumber the live sessions, and costs O(live + stale). It may run
-        # inside a sweep (a listener deleting): the filings of the bucket the
-        # sweep holds are not in the collector and stay counted until the
-        # sweep judges them, so the count drops by what is dropped, not to 0.
-        sessions = self._sessions
-
-        def current(session_id: str, second: int) -> bool:
-            metadata = sessions.get(session_id)
-            return metadata is not None and metadata._due == second
-
-        self._stale -= self._collector.compact(current)
+        """File every stored session once, at the second it is due, and
+        nothing else: the stale count is 0 again. O(live), and nothing per
+        stale filing: walking the sessions in order costs a seventh of asking
+        about each filing (`BucketGarbageCollector.compact`), whose ids are
+        scattered in memory (benchmarks/ delete). Runs when the stale filings
+        outnumber the live sessions, so O(1) amortized per removal. Never
+        inside a sweep: the bucket it holds would be filed twice."""
+        buckets: dict[int, list[str]] = {}
+        for session_id, metadata in self._sessions.items():
+            second = metadata._due
+            bucket = buckets.get(second)
+            if bucket is None:
+                buckets[second] = [session_id]
+            else:
+                bucket.append(session_id)
+        self._collector.replace(buckets)
+        self._stale = 0
