@@ -146,6 +146,35 @@ def test_any_non_empty_str_is_a_subject(make_manager: MakeManager, subject: str)
     assert manager.delete_all(subject + ":other") == 1
 
 
+@pytest.mark.parametrize(
+    "subject", ["\ud83d\ude00", "\ud800", "user\udcff"], ids=["pair", "lone-high", "lone-low"]
+)
+def test_a_subject_with_surrogate_code_points_cannot_start_a_session(
+    make_manager: MakeManager, subject: str
+) -> None:
+    # "\ud83d\ude00" would come back from JSON as "😀": another subject.
+    manager = make_manager()
+    with pytest.raises(InvalidOptionsError) as caught:
+        manager.create(subject, LAPTOP)
+    assert caught.value.code is ErrorCode.INVALID_SUBJECT
+    assert manager.read_all("😀") == {}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: SessionContext(ip="10.0.0.\ud800"),
+        lambda: Device("\ud83d\ude00", "desktop"),
+        lambda: Device("Firefox", "desk\udfff"),
+    ],
+    ids=["ip", "device-name", "device-type"],
+)
+def test_a_context_with_surrogate_code_points_is_refused_when_built(build: object) -> None:
+    with pytest.raises(InvalidOptionsError) as caught:
+        build()  # type: ignore[operator]
+    assert caught.value.code is ErrorCode.INVALID_CONTEXT
+
+
 def test_a_context_must_be_a_session_context(make_manager: MakeManager) -> None:
     manager = make_manager()
     with pytest.raises(InvalidTypeError) as caught:

@@ -279,6 +279,11 @@ def test_a_well_checksummed_but_malformed_body_is_refused(
         {"sessions": [[good[0], "", *good[2:]]]},  # empty subject
         {"sessions": [[*good[:11], "yesterday", None]]},  # bad authenticated_at
         {"sessions": [[*good[:11], now, 42]]},  # bad login
+        {"sessions": [[good[0], "\ud800", *good[2:]]]},  # a subject JSON escaped as a surrogate
+        {"sessions": [[*good[:2], "\udfff", *good[3:]]]},  # such an ip
+        {"sessions": [[*good[:3], ["\ud800", "x"], *good[4:]]]},  # such a device
+        {"sessions": [[*good[:4], {"\ud800": 1}, *good[5:]]]},  # such a location
+        {"sessions": [["\ud800", *good[1:]]]},  # such an id
         {"sessions": "all of them"},
         [],
     ]
@@ -296,7 +301,19 @@ def test_a_well_checksummed_but_malformed_body_is_refused(
 
 @pytest.mark.parametrize(
     "location",
-    [(1, 2), {1: "a"}, {"a": {"b": (1,)}}, object(), {1, 2}, float("nan"), b"raw", Path("/")],
+    [
+        (1, 2),
+        {1: "a"},
+        {"a": {"b": (1,)}},
+        object(),
+        {1, 2},
+        float("nan"),
+        b"raw",
+        Path("/"),
+        "\ud83d\ude00",
+        {"\ud800": 1},
+        ["ok", "a\udfff"],
+    ],
 )
 def test_a_location_json_cannot_represent_exactly_is_refused_at_save(
     location: object, clock: ManualClock, tmp_path: Path

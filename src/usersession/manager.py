@@ -32,6 +32,7 @@ from .options import (
     Timeouts,
     check_context,
     check_handle,
+    check_new_subject,
     check_session_id,
     check_subject,
     check_ttl,
@@ -215,9 +216,15 @@ class _ManagerCore(Generic[StorageT]):
     ) -> tuple[str, SessionMetadata]:
         """A new id and the metadata of a new login (its `subject` is the
         subject as storages must keep it: an exact str)."""
-        # The cheap test covers every good call; the checks name the bad one.
-        if type(subject) is not str or not subject or type(context) is not SessionContext:
-            subject = check_subject(subject)
+        # The cheap test covers every good call with an ASCII subject (isascii
+        # reads a flag); the checks name the bad one.
+        if (
+            type(subject) is not str
+            or not subject.isascii()
+            or not subject
+            or type(context) is not SessionContext
+        ):
+            subject = check_new_subject(subject)
             check_context(context)
         ttl = self._session_ttl if ttl is None else check_ttl(ttl)
         metadata = new_metadata(subject, context, self._clock(), ttl, self._idle, self._absolute)

@@ -20,7 +20,9 @@ restart. The guarantees:
 - Locations must be plain JSON data (None, bool, int, finite float, str, and
   lists and str-keyed dicts of those), so that they come back equal; any other
   location is refused at save time with `SnapshotError`
-  (`SNAPSHOT_UNSERIALIZABLE`) and nothing is written.
+  (`SNAPSHOT_UNSERIALIZABLE`) and nothing is written. Every str in a snapshot
+  is exact text (`session.exact_text`: no surrogate code points), which JSON
+  gives back as it was; a file holding another is refused on load.
 
 The file holds the session ids: they are the keys, and a loaded session must
 answer to its id. A snapshot is therefore as secret as the sessions
@@ -57,7 +59,7 @@ from ..errors import (
 )
 from ..ids import session_handle
 from ..policy import deadline
-from ..session import Device, SessionMetadata
+from ..session import Device, SessionMetadata, exact_text
 
 if TYPE_CHECKING:
     from .memory import InMemorySessionStorage
@@ -231,7 +233,7 @@ def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
     if type(row) is not list or len(row) != fields:
         raise _invalid("a session row has the wrong shape")
     authenticated_at, login = row[11:] if fields == 13 else (row[5], None)
-    if type(authenticated_at) is not int or (login is not None and type(login) is not str):
+    if type(authenticated_at) is not int or (login is not None and not _text(login)):
         raise _invalid("a session row has a bad login")
     (
         session_id,
@@ -246,15 +248,12 @@ def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
         grace_ends_at,
         renewed_by,
     ) = row[:11]
-    if type(session_id) is not str or type(subject) is not str or not subject:
+    if not (_text(session_id) and _text(subject) and subject):
         raise _invalid("a session row has a bad id or subject")
-    if type(ip) is not str:
+    if not _text(ip):
         raise _invalid("a session row has a bad ip")
     if device is not None and not (
-        type(device) is list
-        and len(device) == 2
-        and type(device[0]) is str
-        and type(device[1]) is str
+        type(device) is list and len(device) == 2 and _text(device[0]) and _text(device[1])
     ):
         raise _invalid("a session row has a bad device")
     if not all(type(second) is int for second in (created_at, accessed_at, expires_at)):
@@ -262,8 +261,7 @@ def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
     if idle is not None and (type(idle) is not int or idle <= 0):
         raise _invalid("a session row has a bad idle timeout")
     if (grace_ends_at is None) != (renewed_by is None) or (
-        grace_ends_at is not None
-        and (type(grace_ends_at) is not int or type(renewed_by) is not str)
+        grace_ends_at is not None and (type(grace_ends_at) is not int or not _text(renewed_by))
     ):
         raise _invalid("a session row has a bad renewal")
     if not _plain(location, 0):
@@ -284,10 +282,17 @@ def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
     )
 
 
+def _text(value: object) -> bool:
+    """Whether `value` is a str that JSON gives back exactly (`exact_text`)."""
+    return type(value) is str and exact_text(value)
+
+
 def _plain(value: object, depth: int) -> bool:
     """Whether JSON gives `value` back equal (and of the same types)."""
     kind = type(value)
-    if value is None or kind is bool or kind is int or kind is str:
+    if kind is str:
+        return _text(value)
+    if value is None or kind is bool or kind is int:
         return True
     if kind is float:
         return math.isfinite(value)  # type: ignore[arg-type]
@@ -297,7 +302,7 @@ def _plain(value: object, depth: int) -> bool:
         return all(_plain(item, depth + 1) for item in value)  # type: ignore[attr-defined]
     if kind is dict:
         return all(
-            type(key) is str and _plain(item, depth + 1)
+            _text(key) and _plain(item, depth + 1)
             for key, item in value.items()  # type: ignore[attr-defined]
         )
     return False
