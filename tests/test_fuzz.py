@@ -263,9 +263,11 @@ def test_snapshot_calls_work_or_raise_a_session_error(
         label="path",
     )
     with contextlib.chdir(directory):
-        _call(storage.save, path)
+        saved = _call(storage.save, path)
         restored = InMemorySessionStorage(clock=clock)
         result = _call(restored.load, path)
+    if isinstance(saved, int):
+        assert result == saved, "save wrote a file that load refuses"
     if isinstance(result, int) and path in (directory / "s", str(directory / "s")):
         assert restored._subjects == storage._subjects
         for session_id, metadata in restored._sessions.items():

@@ -35,6 +35,8 @@ from usersession import (
 from usersession.policy import deadline
 from usersession.storage.snapshot import VERSION
 
+from .conftest import START
+
 LAPTOP = SessionContext(
     ip="10.0.0.1", device=Device("Firefox", "desktop"), location={"city": "Lyon"}
 )
@@ -313,6 +315,8 @@ def test_a_well_checksummed_but_malformed_body_is_refused(
         "\ud83d\ude00",
         {"\ud800": 1},
         ["ok", "a\udfff"],
+        pytest.param(10**5000, id="int-of-5001-digits"),
+        pytest.param({"n": -(10**4400)}, id="nested-int-of-4401-digits"),
     ],
 )
 def test_a_location_json_cannot_represent_exactly_is_refused_at_save(
@@ -330,6 +334,78 @@ def test_a_location_json_cannot_represent_exactly_is_refused_at_save(
     assert manager.hash(session_id) in str(raised.value)
     assert session_id not in str(raised.value)
     assert (tmp_path / "s").read_bytes() == previous
+
+
+class _TurnsToFloats:
+    """A clock that answers whole seconds once (when it is checked), then floats."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return START if self.calls == 1 else START + 0.5
+
+
+def test_a_clock_gone_to_floats_makes_save_refuse_instead_of_writing_an_unloadable_file(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    storage = InMemorySessionStorage(clock=clock)
+    UserSessionManager(storage, session_ttl=60).create("alice", LAPTOP)
+    storage.save(tmp_path / "s")
+    previous = (tmp_path / "s").read_bytes()
+    drifting = UserSessionManager(storage, session_ttl=60, clock=_TurnsToFloats())  # type: ignore[arg-type]
+    drifting.create("bob", LAPTOP)
+    with pytest.raises(SnapshotError) as raised:
+        storage.save(tmp_path / "s")
+    assert raised.value.code is ErrorCode.SNAPSHOT_UNSERIALIZABLE
+    assert (tmp_path / "s").read_bytes() == previous
+
+
+def _metadata(now: int, **fields: object) -> SessionMetadata:
+    metadata = SessionMetadata("10.0.0.1", None, None, now, now, now + 60)
+    for name, value in fields.items():
+        setattr(metadata, f"_{name}", value)
+    return metadata
+
+
+@pytest.mark.parametrize(
+    ("subject", "fields"),
+    [
+        ("", {}),
+        ("\ud83d\ude00", {}),
+        ("alice", {"ip": 5}),
+        ("alice", {"ip": "\ud800"}),
+        ("alice", {"expires_at": START + 60.5}),
+        ("alice", {"expires_at": 10**5000}),
+        ("alice", {"authenticated_at": None}),
+        ("alice", {"renewed_by": "a claim without a grace"}),
+        ("alice", {"login": 7}),
+    ],
+    ids=[
+        "empty-subject",
+        "surrogate-subject",
+        "ip-not-str",
+        "surrogate-ip",
+        "float-time",
+        "unprintable-time",
+        "no-authenticated-at",
+        "renewer-without-grace",
+        "login-not-str",
+    ],
+)
+def test_save_refuses_any_session_load_would_refuse_and_writes_nothing(
+    subject: str, fields: dict[str, object], clock: ManualClock, tmp_path: Path
+) -> None:
+    # Stored directly, past the manager's checks: save applies load's rules.
+    storage = InMemorySessionStorage(clock=clock)
+    storage.insert(subject, "the-id", _metadata(clock(), **fields))
+    with pytest.raises(SnapshotError) as raised:
+        storage.save(tmp_path / "s")
+    assert raised.value.code is ErrorCode.SNAPSHOT_UNSERIALIZABLE
+    assert UserSessionManager.hash("the-id") in str(raised.value)
+    assert "the-id" not in str(raised.value)
+    assert not (tmp_path / "s").exists()
 
 
 def test_loading_an_id_already_stored_changes_nothing(clock: ManualClock, tmp_path: Path) -> None:

@@ -17,12 +17,15 @@ restart. The guarantees:
   logins (when each began, which sessions belong together); the subject
   index is rebuilt from it. Sessions whose deadline (`policy.deadline`)
   passed while the process was down are dropped on load.
-- Locations must be plain JSON data (None, bool, int, finite float, str, and
-  lists and str-keyed dicts of those), so that they come back equal; any other
+- Locations must be plain JSON data (None, bool, int of at most 4300
+  digits, finite float, str, and lists and str-keyed dicts of those), so that
+  they come back equal; any other
   location is refused at save time with `SnapshotError`
   (`SNAPSHOT_UNSERIALIZABLE`) and nothing is written. Every str in a snapshot
   is exact text (`session.exact_text`: no surrogate code points), which JSON
   gives back as it was; a file holding another is refused on load.
+- Never unloadable: `save` checks every row with the function `load` checks
+  rows with (`_row_fault`), so it never writes a file `load` would refuse.
 
 The file holds the session ids: they are the keys, and a loaded session must
 answer to its id. A snapshot is therefore as secret as the sessions
@@ -47,6 +50,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -74,34 +78,53 @@ READABLE_VERSIONS = {1: 11, 2: 13}
 _MAX_DEPTH = 64
 """Nesting accepted in a location: deeper data is refused, not recursed into."""
 
+_INT_LIMIT = 10**sys.int_info.default_max_str_digits
+"""Ints must be smaller in magnitude: Python prints and parses at most 4300
+digits by default, so a longer one could be neither saved nor loaded."""
+
 Row = list[object]
 
 
 def save_snapshot(storage: InMemorySessionStorage, path: str | os.PathLike[str]) -> int:
     """Write `storage` to `path` atomically; return how many sessions were
     written. O(sessions held); the storage's lock is held only while the
-    sessions are copied, not while they are encoded and written."""
+    sessions are copied, not while they are checked, encoded and written.
+
+    Every row is checked by the function `load` checks it with
+    (`_row_fault`), so nothing is written that `load` would refuse: a
+    session that fails raises `SnapshotError` (`SNAPSHOT_UNSERIALIZABLE`)
+    naming it by handle, and the file at `path` is left as it was."""
     target = check_snapshot_path(path)
     with storage._lock:
         saved_at = storage.clock()
-        copied = [
-            (session_id, metadata, _row(session_id, metadata))
-            for session_id, metadata in storage._sessions.items()
-        ]
-    for session_id, metadata, _ in copied:
-        if not _plain(metadata._location, 0):
+        rows = [_row(session_id, metadata) for session_id, metadata in storage._sessions.items()]
+    if not _whole(saved_at):
+        raise SnapshotError(
+            ErrorCode.SNAPSHOT_UNSERIALIZABLE,
+            f"The storage's clock returned {type(saved_at).__name__}, not whole seconds of "
+            "at most 4300 digits; nothing was written.",
+        )
+    fields = READABLE_VERSIONS[VERSION]
+    for row in rows:
+        fault = _row_fault(row, fields)
+        if fault is not None:
             raise SnapshotError(
                 ErrorCode.SNAPSHOT_UNSERIALIZABLE,
-                f"Session '{session_handle(session_id)}' has a location JSON cannot "
-                f"represent exactly ({type(metadata._location).__name__}); nothing was written.",
+                f"Session '{session_handle(str(row[0]))}' cannot be saved, it has {fault}; "
+                "nothing was written.",
             )
-    rows = [row for _, _, row in copied]
-    body = json.dumps(
-        {"saved_at": saved_at, "sessions": rows},
-        ensure_ascii=True,
-        allow_nan=False,
-        separators=(",", ":"),
-    ).encode("ascii")
+    try:
+        body = json.dumps(
+            {"saved_at": saved_at, "sessions": rows},
+            ensure_ascii=True,
+            allow_nan=False,
+            separators=(",", ":"),
+        ).encode("ascii")
+    except (ValueError, TypeError, RecursionError):  # what the checks above rule out
+        raise SnapshotError(
+            ErrorCode.SNAPSHOT_UNSERIALIZABLE,
+            "The sessions could not be encoded; nothing was written.",
+        ) from None
     header = json.dumps(
         {
             "format": FORMAT,
@@ -159,6 +182,8 @@ def decode_snapshot(data: bytes, now: int) -> list[tuple[str, SessionMetadata]]:
     content = _parse(body, "body")
     if not isinstance(content, dict) or not isinstance(content.get("sessions"), list):
         raise _invalid("its body has no session list")
+    if not _whole(content.get("saved_at")):
+        raise _invalid("its body has a bad saved_at")
     entries: list[tuple[str, SessionMetadata]] = []
     seen: set[str] = set()
     fields = READABLE_VERSIONS[version]
@@ -229,12 +254,13 @@ def _row(session_id: str, metadata: SessionMetadata) -> Row:
     ]
 
 
-def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
+def _row_fault(row: object, fields: int) -> str | None:
+    """What is wrong with a session row of `fields` fields (see the module
+    docstring for the layout), or None if `load` accepts it. The one rule:
+    `save` checks every row it would write with it, `load` every row it
+    reads. O(size of the row)."""
     if type(row) is not list or len(row) != fields:
-        raise _invalid("a session row has the wrong shape")
-    authenticated_at, login = row[11:] if fields == 13 else (row[5], None)
-    if type(authenticated_at) is not int or (login is not None and not _text(login)):
-        raise _invalid("a session row has a bad login")
+        return "the wrong shape"
     (
         session_id,
         subject,
@@ -248,24 +274,48 @@ def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
         grace_ends_at,
         renewed_by,
     ) = row[:11]
+    authenticated_at, login = row[11:] if fields == 13 else (created_at, None)
     if not (_text(session_id) and _text(subject) and subject):
-        raise _invalid("a session row has a bad id or subject")
+        return "a bad id or subject"
     if not _text(ip):
-        raise _invalid("a session row has a bad ip")
+        return "a bad ip"
     if device is not None and not (
         type(device) is list and len(device) == 2 and _text(device[0]) and _text(device[1])
     ):
-        raise _invalid("a session row has a bad device")
-    if not all(type(second) is int for second in (created_at, accessed_at, expires_at)):
-        raise _invalid("a session row has a bad timestamp")
-    if idle is not None and (type(idle) is not int or idle <= 0):
-        raise _invalid("a session row has a bad idle timeout")
+        return "a bad device"
+    if not (_whole(created_at) and _whole(accessed_at) and _whole(expires_at)):
+        return "a bad timestamp"
+    if idle is not None and not (_whole(idle) and idle > 0):
+        return "a bad idle timeout"
     if (grace_ends_at is None) != (renewed_by is None) or (
-        grace_ends_at is not None and (type(grace_ends_at) is not int or not _text(renewed_by))
+        grace_ends_at is not None and not (_whole(grace_ends_at) and _text(renewed_by))
     ):
-        raise _invalid("a session row has a bad renewal")
+        return "a bad renewal"
+    if not _whole(authenticated_at) or (login is not None and not _text(login)):
+        return "a bad login"
     if not _plain(location, 0):
-        raise _invalid("a session row has a bad location")
+        return f"a location JSON cannot represent exactly ({type(location).__name__})"
+    return None
+
+
+def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
+    fault = _row_fault(row, fields)
+    if fault is not None or type(row) is not list:  # (the second is for the type checker)
+        raise _invalid(f"a session row has {fault}")
+    (
+        session_id,
+        subject,
+        ip,
+        device,
+        location,
+        created_at,
+        accessed_at,
+        expires_at,
+        idle,
+        grace_ends_at,
+        renewed_by,
+    ) = row[:11]
+    authenticated_at, login = row[11:] if fields == 13 else (created_at, None)
     return session_id, SessionMetadata(
         ip,
         None if device is None else Device(device[0], device[1]),
@@ -282,6 +332,11 @@ def _entry(row: object, fields: int) -> tuple[str, SessionMetadata]:
     )
 
 
+def _whole(value: object) -> bool:
+    """Whether `value` is an int (not a bool) JSON can print and read back."""
+    return type(value) is int and -_INT_LIMIT < value < _INT_LIMIT
+
+
 def _text(value: object) -> bool:
     """Whether `value` is a str that JSON gives back exactly (`exact_text`)."""
     return type(value) is str and exact_text(value)
@@ -292,7 +347,9 @@ def _plain(value: object, depth: int) -> bool:
     kind = type(value)
     if kind is str:
         return _text(value)
-    if value is None or kind is bool or kind is int:
+    if kind is int:
+        return _whole(value)
+    if value is None or kind is bool:
         return True
     if kind is float:
         return math.isfinite(value)  # type: ignore[arg-type]
