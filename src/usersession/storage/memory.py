@@ -359,7 +359,10 @@ class InMemorySessionStorage:
         atomically; return how many were written. O(sessions held).
 
         The file holds the session ids (they are the keys): it is a secret,
-        created with mode 0o600. See `usersession.storage.snapshot`.
+        created with mode 0o600. See `usersession.storage.snapshot`. A
+        session `load` would refuse raises `SnapshotError`
+        (`SNAPSHOT_UNSERIALIZABLE`), a directory `load` would not trust
+        `SnapshotError` (`SNAPSHOT_UNTRUSTED`); nothing is written then.
         """
         return save_snapshot(self, path)
 
@@ -369,7 +372,9 @@ class InMemorySessionStorage:
         were added. O(sessions in the file).
 
         All or nothing: a truncated, corrupted or wrong-version file raises
-        `SnapshotError` (`SNAPSHOT_INVALID`), an id already stored raises
+        `SnapshotError` (`SNAPSHOT_INVALID`), a file someone else could have
+        written (`usersession.storage.snapshot` says what is checked) raises
+        `SnapshotError` (`SNAPSHOT_UNTRUSTED`), an id already stored raises
         `SessionStorageError`, and a limit under `REFUSE` that the file would
         exceed raises `SessionLimitError`; none of them changes the storage.
         Under `EVICT`, the limits are enforced after loading.

@@ -32,6 +32,22 @@ answer to its id. A snapshot is therefore as secret as the sessions
 themselves: it is created with mode 0o600, and nothing here logs or reports
 its contents (errors name sessions by handle only).
 
+It is also a credential store: its checksum detects accidents, not forgery,
+so whoever can write the file can create sessions for any subject. On POSIX,
+`load` therefore trusts only (as OpenSSH's StrictModes does) a regular file,
+not a symbolic link, owned by the process's effective user and writable by
+no one else (no group or other write bit), in a directory owned by that
+user or root that no one else may write (no group or other write bit,
+unless the sticky bit is set, as on /tmp, where no one may replace another's
+file). Anything else is refused with `SnapshotError` (`SNAPSHOT_UNTRUSTED`)
+before a byte is read. The directory is opened first and the file relative
+to it, without following a link and without blocking (a FIFO at the path
+does not hang startup), and both are judged by `fstat` on what was opened,
+so nothing can be swapped between the check and the read. The directory's
+own ancestors are not checked: a directory someone else puts in place is
+theirs, and refused. `save` refuses a directory that `load` would refuse,
+before writing anything.
+
 File layout: one header line, `{"format": "usersession-snapshot", "version":
 2, "length": N, "sha256": "..."}`, then N bytes of JSON body whose SHA-256 the
 header records: `{"saved_at": t, "sessions": [row, ...]}`, a row being
@@ -46,10 +62,12 @@ at its `created_at`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 from typing import TYPE_CHECKING
@@ -78,6 +96,8 @@ READABLE_VERSIONS = {1: 11, 2: 13}
 _MAX_DEPTH = 64
 """Nesting accepted in a location: deeper data is refused, not recursed into."""
 
+_WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+
 _INT_LIMIT = 10**sys.int_info.default_max_str_digits
 """Ints must be smaller in magnitude: Python prints and parses at most 4300
 digits by default, so a longer one could be neither saved nor loaded."""
@@ -95,6 +115,12 @@ def save_snapshot(storage: InMemorySessionStorage, path: str | os.PathLike[str])
     session that fails raises `SnapshotError` (`SNAPSHOT_UNSERIALIZABLE`)
     naming it by handle, and the file at `path` is left as it was."""
     target = check_snapshot_path(path)
+    try:
+        _check_directory(target)
+    except OSError as error:
+        raise SessionStorageError(
+            ErrorCode.STORAGE_FAILURE, f"Could not write the snapshot: {_reason(error)}."
+        ) from error
     with storage._lock:
         saved_at = storage.clock()
         rows = [_row(session_id, metadata) for session_id, metadata in storage._sessions.items()]
@@ -150,8 +176,7 @@ def read_snapshot(path: str | os.PathLike[str], now: int) -> list[tuple[str, Ses
     this version, `SessionStorageError` if it cannot be read. O(file size)."""
     source = check_snapshot_path(path)
     try:
-        with open(source, "rb") as file:
-            data = file.read()
+        data = _read_trusted(source)
     except (OSError, ValueError) as error:
         raise SessionStorageError(
             ErrorCode.STORAGE_FAILURE, f"Could not read the snapshot: {_reason(error)}."
@@ -227,6 +252,91 @@ def check_snapshot_path(path: object) -> str:
     if b"\0" in encoded:
         raise InvalidOptionsError(ErrorCode.INVALID_OPTION, "path must not contain NUL.")
     return text
+
+
+def _read_trusted(path: str) -> bytes:
+    """The bytes of the file at `path`, if it may be trusted (see the module
+    docstring); else `SnapshotError` (`SNAPSHOT_UNTRUSTED`). OSError for a
+    file that cannot be opened or read."""
+    if os.name != "posix":  # no owners or modes to judge by
+        with open(path, "rb") as file:
+            return file.read()
+    user = os.geteuid()
+    directory = os.open(_directory_of(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            # O_NONBLOCK: opening a FIFO for reading would otherwise wait
+            # for a writer; no effect on a regular file.
+            descriptor = os.open(
+                os.path.basename(path),
+                os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC,
+                dir_fd=directory,
+            )
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # O_NOFOLLOW met a link
+                raise _untrusted("it is a symbolic link") from None
+            if error.errno == errno.ENXIO:  # a socket
+                raise _untrusted("it is not a regular file") from None
+            raise
+        try:
+            fault = _file_fault(os.fstat(descriptor), user) or _directory_fault(
+                os.fstat(directory), user
+            )
+            if fault is not None:
+                raise _untrusted(fault)
+            with open(descriptor, "rb", closefd=False) as file:
+                return file.read()
+        finally:
+            os.close(descriptor)
+    finally:
+        os.close(directory)
+
+
+def _check_directory(path: str) -> None:
+    """Refuse to save into a directory `load` would not trust (POSIX)."""
+    if os.name == "posix":
+        fault = _directory_fault(os.stat(_directory_of(path)), os.geteuid())
+        if fault is not None:
+            raise SnapshotError(
+                ErrorCode.SNAPSHOT_UNTRUSTED,
+                f"The snapshot was not written: {fault}, so it could not be loaded.",
+            )
+
+
+def _file_fault(status: os.stat_result, user: int) -> str | None:
+    """Why the snapshot file `status` describes may not be trusted, or None."""
+    if not stat.S_ISREG(status.st_mode):
+        return "it is not a regular file"
+    if status.st_uid != user:
+        return "it is owned by another user than this process's"
+    if status.st_mode & _WRITABLE_BY_OTHERS:
+        return "it is writable by others than its owner (group or other write permission)"
+    return None
+
+
+def _directory_fault(status: os.stat_result, user: int) -> str | None:
+    """Why the directory `status` describes may not hold a trusted snapshot
+    (someone else could replace the file in it), or None."""
+    if status.st_uid not in (user, 0):
+        return "its directory is owned by another user than this process's (or root)"
+    if status.st_mode & _WRITABLE_BY_OTHERS and not status.st_mode & stat.S_ISVTX:
+        return (
+            "its directory is writable by others (group or other write permission, "
+            "no sticky bit), who could replace the file"
+        )
+    return None
+
+
+def _directory_of(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path))
+
+
+def _untrusted(why: str) -> SnapshotError:
+    return SnapshotError(
+        ErrorCode.SNAPSHOT_UNTRUSTED,
+        f"The snapshot was refused: {why}. Only a regular file of this process's user, "
+        "that no one else may write, in a directory no one else may write, is trusted.",
+    )
 
 
 def _reason(error: Exception) -> str:
@@ -381,7 +491,7 @@ def _invalid(why: str) -> SnapshotError:
 
 
 def _write_atomically(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = _directory_of(path)
     # mkstemp creates the file with mode 0o600: the snapshot is a secret.
     descriptor, temporary = tempfile.mkstemp(
         dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
