@@ -544,7 +544,7 @@ class InMemorySessionStorage:
         `filed` of `second`, already popped: file again what of it is still
         stored there (not yet judged, or judged but not yet removed), and make
         the next operation sweep again. The stale count lost its place, so the
-        buckets are compacted (O(held), on this path only), unless this sweep
+        buckets are compacted (O(live), on this path only), unless this sweep
         ran inside another, which will be interrupted in turn."""
         sessions = self._sessions
         collector = self._collector
