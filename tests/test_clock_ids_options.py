@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
+import pickle
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -16,11 +19,14 @@ from usersession import (
     InvalidTypeError,
     ManualClock,
     RenewHooks,
+    SessionContext,
+    SessionMetadata,
     Timeouts,
     UserSessionManager,
     system_clock,
 )
 from usersession.ids import IdGenerator, session_handle
+from usersession.options import MAX_SECONDS
 
 # -- clock ------------------------------------------------------------------------------
 
@@ -63,6 +69,93 @@ def test_ids_keep_coming_after_the_pool_runs_dry() -> None:
     assert len(ids) == 10_000
 
 
+class _PicklableStorage:
+    """A storage that pickles and copies (the in-memory one holds a lock, which
+    does neither), so that what a manager's own state carries can be seen."""
+
+    def insert(self, subject: str, session_id: str, metadata: SessionMetadata) -> None:
+        pass
+
+    def read(self, subject: str, session_id: str, now: int) -> None:
+        return None
+
+    def touch(self, subject: str, session_id: str, metadata: SessionMetadata, now: int) -> None:
+        pass
+
+    def renew(self, *arguments: object) -> None:
+        return None
+
+    def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
+        return []
+
+    def delete(self, subject: str, session_id: str, reason: object = None) -> bool:
+        return False
+
+    def delete_login(self, subject: str, session_id: str) -> int:
+        return 0
+
+    def delete_login_by_handle(self, subject: str, handle: str) -> int:
+        return 0
+
+    def delete_all(self, subject: str) -> int:
+        return 0
+
+    def delete_other_logins(self, subject: str, keep: str, now: int) -> int | None:
+        return None
+
+
+def _manager_with_a_full_pool() -> tuple[UserSessionManager, list[str]]:
+    """A manager that has drawn one id, and the ids it will hand out next."""
+    manager = UserSessionManager(_PicklableStorage(), session_ttl=60)  # type: ignore[arg-type]
+    manager._ids._pool.clear()  # the pool is shared: make the next create refill it
+    manager.create("uid1", SessionContext("10.0.0.1"))
+    pending = list(manager._ids._pool)
+    assert len(pending) > 1000
+    return manager, pending
+
+
+def _next_ids(manager: UserSessionManager, count: int = 200) -> set[str]:
+    return {manager.create("uid1", SessionContext("10.0.0.1")) for _ in range(count)}
+
+
+def test_a_pickled_manager_carries_none_of_its_pre_drawn_ids() -> None:
+    manager, pending = _manager_with_a_full_pool()
+    pickled = pickle.dumps(manager)
+    assert not [i for i in pending if i.encode() in pickled]
+    # Unpickled here, it draws from this process's pool: never an id twice.
+    assert not _next_ids(pickle.loads(pickled)) & _next_ids(manager)
+
+
+@pytest.mark.parametrize("duplicate", [copy.deepcopy, copy.copy], ids=["deepcopy", "copy"])
+def test_a_manager_and_its_copy_never_hand_out_the_same_id(
+    duplicate: Callable[[UserSessionManager], UserSessionManager],
+) -> None:
+    # Copies draw from the pool their process shares between generators of
+    # one id length, whose pops are atomic.
+    manager, _ = _manager_with_a_full_pool()
+    duplicated = duplicate(manager)
+    from_the_copy = _next_ids(duplicated)
+    assert not _next_ids(manager) & from_the_copy
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.copy, copy.deepcopy, lambda generator: pickle.loads(pickle.dumps(generator))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_a_copied_id_generator_never_repeats_the_originals_ids(
+    duplicate: Callable[[IdGenerator], IdGenerator],
+) -> None:
+    generator = IdGenerator(32)
+    generator.new_id()
+    duplicated = duplicate(generator)
+    assert duplicated is not generator
+    first = {generator.new_id() for _ in range(3000)}
+    second = {duplicated.new_id() for _ in range(3000)}
+    assert len(first) == len(second) == 3000 and not first & second
+    assert {len(i) for i in first} == {len(i) for i in second}
+
+
 def test_a_handle_is_a_stable_url_safe_fingerprint() -> None:
     # Stable across processes and releases: storages key by it. BLAKE2b-128
     # in hex since 0.1.0 (it was URL-safe base64 of SHA-256 before release).
@@ -78,6 +171,8 @@ BAD_OPTIONS = [
     ({"session_ttl": 0}, ErrorCode.INVALID_TTL),
     ({"session_ttl": -5}, ErrorCode.INVALID_TTL),
     ({"session_ttl": 1.5}, ErrorCode.INVALID_TTL),
+    ({"session_ttl": MAX_SECONDS + 1}, ErrorCode.INVALID_TTL),
+    ({"session_ttl": 10**5000}, ErrorCode.INVALID_TTL),
     ({"id_bytes": 15}, ErrorCode.INVALID_SESSION_ID_LENGTH),
     ({"id_bytes": 1025}, ErrorCode.INVALID_SESSION_ID_LENGTH),
     ({"timeouts": Timeouts(idle=0)}, ErrorCode.INVALID_IDLE_TIMEOUT),
@@ -97,6 +192,8 @@ BAD_OPTIONS = [
         ErrorCode.INVALID_OLD_SESSION_AVAILABILITY_TIMEOUT_AFTER_RENEWAL,
     ),
     ({"timeouts": {"idle": 5}}, ErrorCode.INVALID_OPTION),
+    ({"timeouts": Timeouts(absolute=0)}, ErrorCode.INVALID_ABSOLUTE_TIMEOUT),
+    ({"timeouts": Timeouts(absolute=MAX_SECONDS + 1)}, ErrorCode.INVALID_ABSOLUTE_TIMEOUT),
 ]
 
 

@@ -34,6 +34,7 @@ from usersession import (
     Timeouts,
     UserSessionManager,
 )
+from usersession.session import exact_text
 
 START = 1_700_000_000
 HUGE = "x" * 100_000
@@ -46,10 +47,12 @@ numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.5, 1.0, -0.0, math.inf, math.nan]),
 )
+exact_texts = texts.filter(exact_text)
+"""What a context may hold: text without surrogate code points."""
 contexts = st.builds(
     SessionContext,
-    ip=st.one_of(st.just("10.0.0.1"), texts),
-    device=st.one_of(st.none(), st.builds(Device, texts, texts)),
+    ip=st.one_of(st.just("10.0.0.1"), exact_texts),
+    device=st.one_of(st.none(), st.builds(Device, exact_texts, exact_texts)),
     location=st.one_of(st.none(), texts, numbers, st.lists(numbers, max_size=3)),
 )
 junk = st.one_of(
@@ -62,7 +65,7 @@ junk = st.one_of(
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     st.just(object()),
     contexts,
-    st.builds(Device, texts, texts),
+    st.builds(Device, exact_texts, exact_texts),
 )
 limit_values = st.one_of(st.none(), st.integers(min_value=1, max_value=5), junk)
 policies = st.one_of(st.sampled_from(LimitPolicy), junk)
@@ -98,6 +101,14 @@ def _check_invariants(storage: InMemorySessionStorage, ids: list[str]) -> None:
         grouped.setdefault(metadata.subject, set()).add(session_id)
         filed = storage._collector._buckets.get(metadata._due, [])
         assert session_id in filed, "a stored session has no current filing"
+    sessions = storage._sessions
+    current = sum(
+        1
+        for second, bucket in storage._collector._buckets.items()
+        for session_id in bucket
+        if session_id in sessions and sessions[session_id]._due == second
+    )
+    assert storage._stale == len(storage._collector) - current, "the stale count drifted"
     assert grouped == storage._subjects
     assert all(storage._subjects.values())
     stats = storage.stats()
@@ -106,6 +117,17 @@ def _check_invariants(storage: InMemorySessionStorage, ids: list[str]) -> None:
     total = storage._max_sessions
     if total is not None:
         assert len(storage) <= total
+
+
+@given(texts, texts, texts)
+def test_a_context_is_built_exactly_when_its_strings_are_exact_text(
+    ip: str, name: str, kind: str
+) -> None:
+    """Any str: a context or device is built if every string in it is exact
+    text (no surrogate code point), else refused with a SessionError."""
+    assert isinstance(_call(SessionContext, ip), SessionError) != exact_text(ip)
+    refused = isinstance(_call(Device, name, kind), SessionError)
+    assert refused != (exact_text(name) and exact_text(kind))
 
 
 @given(st.data())
@@ -253,9 +275,11 @@ def test_snapshot_calls_work_or_raise_a_session_error(
         label="path",
     )
     with contextlib.chdir(directory):
-        _call(storage.save, path)
+        saved = _call(storage.save, path)
         restored = InMemorySessionStorage(clock=clock)
         result = _call(restored.load, path)
+    if isinstance(saved, int):
+        assert result == saved, "save wrote a file that load refuses"
     if isinstance(result, int) and path in (directory / "s", str(directory / "s")):
         assert restored._subjects == storage._subjects
         for session_id, metadata in restored._sessions.items():

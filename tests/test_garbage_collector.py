@@ -37,3 +37,15 @@ def test_compact_drops_what_the_owner_no_longer_wants_and_empty_buckets() -> Non
     assert collector.next_due() == 101
     assert sorted(k for _, keys in collector.pop_due(200) for k in keys) == [2, 4, 8]
     assert collector.next_due() is None
+
+
+def test_replace_holds_exactly_the_buckets_given() -> None:
+    collector: BucketGarbageCollector[str] = BucketGarbageCollector()
+    for key in "abcdef":
+        collector.add(key, 50)
+    collector.add("g", 20)
+    collector.replace({60: ["b"], 30: ["a", "c"]})
+    assert len(collector) == 3
+    assert collector.next_due() == 30
+    assert list(collector.pop_due(100)) == [(30, ["a", "c"]), (60, ["b"])]
+    assert collector.next_due() is None

@@ -22,6 +22,8 @@ from usersession import (
     UserSessionManager,
 )
 
+from .conftest import START
+
 CONTEXT = SessionContext(ip="10.0.0.1")
 
 Event = tuple[str, str, DeleteReason]
@@ -295,6 +297,87 @@ def test_stale_filings_are_skipped_by_the_global_eviction(clock: ManualClock) ->
     manager.create("e", CONTEXT, ttl=100)
     assert events[-1] == ("b", keep, DeleteReason.EVICTED)
     assert storage._stale >= 0
+
+
+def test_a_session_expired_after_a_collect_ahead_of_the_clock_does_not_hold_its_slot(
+    clock: ManualClock,
+) -> None:
+    storage, _ = _storage(clock, max_sessions=1)
+    manager = UserSessionManager(storage, session_ttl=600)
+    storage.collect(clock() + 3600)
+    manager.create("alice", CONTEXT, ttl=10)
+    clock.advance(10)
+    manager.create("bob", CONTEXT)  # alice's expired session makes room
+    assert set(storage._subjects) == {"bob"}
+
+
+def test_a_session_expired_after_the_clock_stepped_back_does_not_hold_its_slot() -> None:
+    now = [START + 3600]
+    storage = InMemorySessionStorage(clock=lambda: now[0], max_sessions=1)
+    manager = UserSessionManager(storage, session_ttl=600)
+    storage.collect()
+    now[0] = START  # the clock steps an hour back
+    manager.create("alice", CONTEXT, ttl=10)
+    now[0] = START + 10
+    manager.create("bob", CONTEXT)
+    assert set(storage._subjects) == {"bob"}
+
+
+def test_a_listener_creating_sessions_on_an_eviction_cannot_push_a_subject_past_its_limit(
+    clock: ManualClock,
+) -> None:
+    storage, _ = _storage(
+        clock, max_sessions_per_subject=2, max_sessions_per_subject_policy=LimitPolicy.EVICT
+    )
+    manager = UserSessionManager(storage, session_ttl=600)
+    created: list[str] = []
+
+    def log_back_in(subject: str, session_id: str, _: SessionMetadata, reason: object) -> None:
+        if reason is DeleteReason.EVICTED and not created:
+            created.append(manager.create(subject, CONTEXT))  # re-entrant
+
+    storage.add_listener(log_back_in)
+    manager.create("alice", CONTEXT)
+    clock.advance(1)
+    manager.create("alice", CONTEXT)
+    clock.advance(1)
+    manager.create("alice", CONTEXT)
+    assert created
+    assert len(storage._subjects["alice"]) == 2
+    assert _subject_index_matches(storage)
+
+
+def test_a_session_a_listener_creates_during_an_eviction_is_refused_when_no_room_is_left(
+    clock: ManualClock,
+) -> None:
+    # Alice's new session evicts her old one; the listener then tries to
+    # create a guest's. The room freed is Alice's new session's: under REFUSE
+    # on max_sessions the guest is refused, and nobody else is evicted.
+    storage, events = _storage(
+        clock,
+        max_sessions=2,
+        max_sessions_per_subject=1,
+        max_sessions_per_subject_policy=LimitPolicy.EVICT,
+    )
+    manager = UserSessionManager(storage, session_ttl=600)
+    attempts: list[SessionLimitError | str] = []
+
+    def welcome_a_guest(subject: str, session_id: str, _: SessionMetadata, reason: object) -> None:
+        if attempts:
+            return
+        try:
+            attempts.append(manager.create("guest", CONTEXT))  # re-entrant
+        except SessionLimitError as error:
+            attempts.append(error)
+
+    oldest = manager.create("alice", CONTEXT)
+    bob = manager.create("bob", CONTEXT)
+    storage.add_listener(welcome_a_guest)
+    newest = manager.create("alice", CONTEXT)
+    assert len(attempts) == 1 and isinstance(attempts[0], SessionLimitError)
+    assert set(storage._sessions) == {bob, newest}
+    assert events == [("alice", oldest, DeleteReason.EVICTED)]
+    assert _subject_index_matches(storage)
 
 
 def test_direct_inserts_respect_the_limits(clock: ManualClock) -> None:

@@ -29,6 +29,7 @@ from usersession import (
     UserSessionManager,
     check_same_device_if_known,
 )
+from usersession.options import MAX_SECONDS
 from usersession.policy import renewed_metadata
 from usersession.storage.redis import AsyncRedisSessionStorage, RedisSessionStorage
 
@@ -89,6 +90,27 @@ def test_a_bad_per_session_ttl_is_refused_and_nothing_is_stored(
     assert manager.read_all("uid1") == {}
 
 
+@pytest.mark.parametrize(
+    "ttl", [MAX_SECONDS + 1, 10**14, 10**5000], ids=["max+1", "1e14", "1e5000"]
+)
+def test_a_per_session_ttl_beyond_the_maximum_is_refused_and_nothing_is_stored(
+    make_manager: MakeManager, ttl: int
+) -> None:
+    manager = make_manager()
+    with pytest.raises(InvalidOptionsError) as caught:
+        manager.create("uid1", LAPTOP, ttl=ttl)
+    assert caught.value.code is ErrorCode.INVALID_TTL
+    assert manager.read_all("uid1") == {}
+
+
+def test_the_longest_per_session_ttl_is_accepted(
+    make_manager: MakeManager, clock: ManualClock
+) -> None:
+    manager = make_manager()
+    session_id = manager.create("uid1", LAPTOP, ttl=MAX_SECONDS)
+    assert manager.read("uid1", session_id, LAPTOP)[0].expires_at == START + MAX_SECONDS
+
+
 def test_two_sessions_created_from_one_context_share_no_timestamps(
     make_manager: MakeManager, clock: ManualClock
 ) -> None:
@@ -123,6 +145,35 @@ def test_any_non_empty_str_is_a_subject(make_manager: MakeManager, subject: str)
         manager.read(subject, other, LAPTOP)
     assert manager.delete_all(subject) == 1
     assert manager.delete_all(subject + ":other") == 1
+
+
+@pytest.mark.parametrize(
+    "subject", ["\ud83d\ude00", "\ud800", "user\udcff"], ids=["pair", "lone-high", "lone-low"]
+)
+def test_a_subject_with_surrogate_code_points_cannot_start_a_session(
+    make_manager: MakeManager, subject: str
+) -> None:
+    # "\ud83d\ude00" would come back from JSON as "😀": another subject.
+    manager = make_manager()
+    with pytest.raises(InvalidOptionsError) as caught:
+        manager.create(subject, LAPTOP)
+    assert caught.value.code is ErrorCode.INVALID_SUBJECT
+    assert manager.read_all("😀") == {}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: SessionContext(ip="10.0.0.\ud800"),
+        lambda: Device("\ud83d\ude00", "desktop"),
+        lambda: Device("Firefox", "desk\udfff"),
+    ],
+    ids=["ip", "device-name", "device-type"],
+)
+def test_a_context_with_surrogate_code_points_is_refused_when_built(build: object) -> None:
+    with pytest.raises(InvalidOptionsError) as caught:
+        build()  # type: ignore[operator]
+    assert caught.value.code is ErrorCode.INVALID_CONTEXT
 
 
 def test_a_context_must_be_a_session_context(make_manager: MakeManager) -> None:

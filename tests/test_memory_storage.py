@@ -12,6 +12,7 @@ from usersession import (
     DeleteReason,
     ErrorCode,
     InMemorySessionStorage,
+    LimitPolicy,
     ManualClock,
     SessionContext,
     SessionMetadata,
@@ -42,6 +43,51 @@ def setup(timeouts: Timeouts | None = None, session_ttl: int = 100) -> Rig:
     storage.add_listener(lambda subject, session_id, _, reason: events.append((session_id, reason)))
     manager = UserSessionManager(storage, session_ttl=session_ttl, timeouts=timeouts)
     return Rig(clock, storage, manager, events)
+
+
+def _assert_books_balance(storage: InMemorySessionStorage) -> None:
+    """Index, counters and buckets agree: every stored session has a filing
+    at its deadline second, `_stale` counts exactly the filings that are
+    not such, and the subject index groups exactly the stored sessions."""
+    sessions = storage._sessions
+    buckets = storage._collector._buckets
+    current = sum(
+        1
+        for second, bucket in buckets.items()
+        for session_id in bucket
+        if session_id in sessions and sessions[session_id]._due == second
+    )
+    assert all(i in buckets.get(m._due, ()) for i, m in sessions.items()), "one is unscheduled"
+    assert storage._stale == len(storage._collector) - current
+    grouped: dict[str, set[str]] = {}
+    for session_id, metadata in sessions.items():
+        grouped.setdefault(metadata.subject, set()).add(session_id)
+    assert grouped == storage._subjects
+    assert storage.stats().sessions == len(sessions)
+
+
+class SteppingClock:
+    """A clock that can be set anywhere, backwards included (as NTP may)."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _interrupt_once(storage: InMemorySessionStorage) -> list[str]:
+    """Add a listener that raises KeyboardInterrupt at its first event; return
+    the ids it was told about."""
+    told: list[str] = []
+
+    def interrupt(subject: str, session_id: str, _: SessionMetadata, reason: object) -> None:
+        told.append(session_id)
+        if len(told) == 1:
+            raise KeyboardInterrupt
+
+    storage.add_listener(interrupt)
+    return told
 
 
 def test_len_counts_what_is_held_without_sweeping() -> None:
@@ -164,6 +210,116 @@ def test_deleted_sessions_do_not_pin_memory_in_their_buckets_for_long() -> None:
     rig.clock.advance(1)
     rig.storage.collect()
     assert len(rig.storage._collector) <= 4096 + len(rig.storage)
+
+
+def test_deleted_sessions_stay_within_the_bound_while_the_clock_stands_still() -> None:
+    # README's bound on what is held beyond the live sessions: at most the
+    # live count again plus 4096 leftover filings, whether or not time moves.
+    rig = setup(session_ttl=10_000)
+    live = [rig.manager.create("kept", CONTEXT) for _ in range(1000)]
+    for _ in range(20_000):
+        rig.manager.delete("uid1", rig.manager.create("uid1", CONTEXT))
+    assert len(rig.storage) == len(live)
+    assert len(rig.storage._collector) <= 2 * len(live) + 4096
+    _assert_books_balance(rig.storage)
+
+
+def test_evictions_stay_within_the_bound_while_the_clock_stands_still() -> None:
+    storage = InMemorySessionStorage(
+        clock=ManualClock(START),
+        max_sessions_per_subject=1,
+        max_sessions_per_subject_policy=LimitPolicy.EVICT,
+    )
+    manager = UserSessionManager(storage, session_ttl=10_000)
+    for _ in range(20_000):
+        manager.create("uid1", CONTEXT)
+    assert len(storage) == 1
+    assert len(storage._collector) <= 2 * len(storage) + 4096
+    _assert_books_balance(storage)
+
+
+def test_a_collect_at_a_future_time_does_not_stop_later_sweeps() -> None:
+    rig = setup()
+    rig.storage.collect(START + 1000)
+    expired = rig.manager.create("uid1", CONTEXT, ttl=10)
+    rig.clock.advance(10)
+    rig.manager.read_all("uid2")
+    assert rig.events == [(expired, DeleteReason.EXPIRED)]
+    assert len(rig.storage) == 0
+
+
+def test_sweeping_carries_on_when_the_clock_steps_back() -> None:
+    clock = SteppingClock(START + 3600)
+    storage = InMemorySessionStorage(clock=clock)
+    manager = UserSessionManager(storage, session_ttl=100)
+    manager.read_all("uid2")  # swept at START + 3600
+    clock.now = START  # an hour back
+    manager.create("uid1", CONTEXT, ttl=10)
+    clock.now = START + 10
+    manager.read_all("uid2")
+    assert len(storage) == 0
+
+
+def test_a_listener_interrupting_a_sweep_leaves_the_rest_of_the_batch_scheduled() -> None:
+    rig = setup()
+    for index in range(10):
+        rig.manager.create(f"uid{index}", CONTEXT, ttl=10)
+    told = _interrupt_once(rig.storage)
+    rig.clock.advance(10)
+    with pytest.raises(KeyboardInterrupt):
+        rig.storage.collect()
+    assert len(rig.storage) == 9
+    _assert_books_balance(rig.storage)
+    assert rig.storage.collect() == 9
+    assert len(told) == 10 == rig.storage.stats().expired
+    _assert_books_balance(rig.storage)
+
+
+def test_the_next_operation_finishes_a_sweep_a_listener_interrupted() -> None:
+    rig = setup()
+    for index in range(10):
+        rig.manager.create(f"uid{index}", CONTEXT, ttl=10)
+    _interrupt_once(rig.storage)
+    rig.clock.advance(10)
+    with pytest.raises(KeyboardInterrupt):
+        rig.manager.read_all("nobody")
+    rig.manager.read_all("nobody")  # the same second
+    assert len(rig.storage) == 0
+
+
+def test_a_listener_interrupting_delete_all_leaves_the_rest_stored_and_scheduled() -> None:
+    rig = setup()
+    for _ in range(5):
+        rig.manager.create("uid1", CONTEXT, ttl=10)
+    _interrupt_once(rig.storage)
+    with pytest.raises(KeyboardInterrupt):
+        rig.manager.delete_all("uid1")
+    assert len(rig.storage) == 4
+    _assert_books_balance(rig.storage)
+    rig.clock.advance(10)
+    assert rig.storage.collect() == 4
+    _assert_books_balance(rig.storage)
+
+
+def test_a_renewal_a_listener_interrupts_is_undone() -> None:
+    clock = ManualClock(START)
+    storage = InMemorySessionStorage(
+        clock=clock, max_sessions=2, max_sessions_policy=LimitPolicy.EVICT
+    )
+    manager = UserSessionManager(
+        storage, session_ttl=1000, timeouts=Timeouts(renewal=100, renewal_grace=10)
+    )
+    renewing = manager.create("alice", CONTEXT)
+    clock.advance(95)
+    manager.create("bob", CONTEXT, ttl=10)  # the closest deadline: evicted for the successor
+    clock.advance(5)
+    _interrupt_once(storage)
+    with pytest.raises(KeyboardInterrupt):
+        manager.read("alice", renewing, CONTEXT)
+    assert not storage._sessions[renewing].renewed
+    _assert_books_balance(storage)
+    _, renewed = manager.read("alice", renewing, CONTEXT)
+    assert renewed is not None
 
 
 def test_a_touch_racing_a_delete_does_not_bring_the_session_back() -> None:

@@ -10,11 +10,13 @@ import pickle
 import random
 import signal
 import stat
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.builds import is_mypyc_type_error
 from usersession import (
     DeleteReason,
     Device,
@@ -35,6 +37,8 @@ from usersession import (
 from usersession.policy import deadline
 from usersession.storage.snapshot import VERSION
 
+from .conftest import START
+
 LAPTOP = SessionContext(
     ip="10.0.0.1", device=Device("Firefox", "desktop"), location={"city": "Lyon"}
 )
@@ -42,6 +46,13 @@ PHONE = SessionContext(
     ip="10.0.0.2", device=Device("Safari", "mobile"), location=["x", 1, 2.5, None]
 )
 TIMEOUTS = Timeouts(idle=1300, renewal=1200, renewal_grace=60)
+
+
+def _write_own(path: Path, data: bytes) -> None:
+    """Write a snapshot file by hand as `save` would leave it: the process's
+    own, readable and writable by it alone (whatever the umask)."""
+    path.write_bytes(data)
+    path.chmod(0o600)
 
 
 def _state(storage: InMemorySessionStorage) -> dict[str, tuple[object, ...]]:
@@ -155,7 +166,7 @@ def test_a_snapshot_of_the_release_before_logins_still_loads(
         "length": len(body),
         "sha256": hashlib.sha256(body).hexdigest(),
     }
-    (tmp_path / "s").write_bytes(json.dumps(header).encode() + b"\n" + body)
+    _write_own(tmp_path / "s", json.dumps(header).encode() + b"\n" + body)
     storage = InMemorySessionStorage(clock=clock)
     assert storage.load(tmp_path / "s") == 2
     manager = UserSessionManager(storage, session_ttl=3600, timeouts=TIMEOUTS)
@@ -217,7 +228,7 @@ def test_every_truncation_of_a_snapshot_is_refused(clock: ManualClock, tmp_path:
     storage.save(tmp_path / "s")
     data = (tmp_path / "s").read_bytes()
     for length in range(0, len(data), max(1, len(data) // 150)):
-        (tmp_path / "cut").write_bytes(data[:length])
+        _write_own(tmp_path / "cut", data[:length])
         _assert_refused(tmp_path / "cut", clock)
 
 
@@ -229,7 +240,7 @@ def test_a_corrupted_snapshot_is_refused(clock: ManualClock, tmp_path: Path) -> 
     for _ in range(150):
         corrupted = bytearray(data)
         corrupted[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
-        (tmp_path / "bad").write_bytes(bytes(corrupted))
+        _write_own(tmp_path / "bad", bytes(corrupted))
         _assert_refused(tmp_path / "bad", clock)
 
 
@@ -240,7 +251,7 @@ def test_a_snapshot_of_another_version_is_refused(clock: ManualClock, tmp_path: 
     for version in (VERSION + 1, 0, "1", None):
         changed = json.loads(header)
         changed["version"] = version
-        (tmp_path / "v").write_bytes(json.dumps(changed).encode() + b"\n" + body)
+        _write_own(tmp_path / "v", json.dumps(changed).encode() + b"\n" + body)
         _assert_refused(tmp_path / "v", clock)
 
 
@@ -259,7 +270,7 @@ def test_a_snapshot_of_another_version_is_refused(clock: ManualClock, tmp_path: 
 def test_a_file_that_is_not_a_snapshot_is_refused(
     content: bytes, clock: ManualClock, tmp_path: Path
 ) -> None:
-    (tmp_path / "s").write_bytes(content)
+    _write_own(tmp_path / "s", content)
     _assert_refused(tmp_path / "s", clock)
 
 
@@ -279,6 +290,11 @@ def test_a_well_checksummed_but_malformed_body_is_refused(
         {"sessions": [[good[0], "", *good[2:]]]},  # empty subject
         {"sessions": [[*good[:11], "yesterday", None]]},  # bad authenticated_at
         {"sessions": [[*good[:11], now, 42]]},  # bad login
+        {"sessions": [[good[0], "\ud800", *good[2:]]]},  # a subject JSON escaped as a surrogate
+        {"sessions": [[*good[:2], "\udfff", *good[3:]]]},  # such an ip
+        {"sessions": [[*good[:3], ["\ud800", "x"], *good[4:]]]},  # such a device
+        {"sessions": [[*good[:4], {"\ud800": 1}, *good[5:]]]},  # such a location
+        {"sessions": [["\ud800", *good[1:]]]},  # such an id
         {"sessions": "all of them"},
         [],
     ]
@@ -290,13 +306,27 @@ def test_a_well_checksummed_but_malformed_body_is_refused(
             "length": len(encoded),
             "sha256": hashlib.sha256(encoded).hexdigest(),
         }
-        (tmp_path / "s").write_bytes(json.dumps(header).encode() + b"\n" + encoded)
+        _write_own(tmp_path / "s", json.dumps(header).encode() + b"\n" + encoded)
         _assert_refused(tmp_path / "s", clock)
 
 
 @pytest.mark.parametrize(
     "location",
-    [(1, 2), {1: "a"}, {"a": {"b": (1,)}}, object(), {1, 2}, float("nan"), b"raw", Path("/")],
+    [
+        (1, 2),
+        {1: "a"},
+        {"a": {"b": (1,)}},
+        object(),
+        {1, 2},
+        float("nan"),
+        b"raw",
+        Path("/"),
+        "\ud83d\ude00",
+        {"\ud800": 1},
+        ["ok", "a\udfff"],
+        pytest.param(10**5000, id="int-of-5001-digits"),
+        pytest.param({"n": -(10**4400)}, id="nested-int-of-4401-digits"),
+    ],
 )
 def test_a_location_json_cannot_represent_exactly_is_refused_at_save(
     location: object, clock: ManualClock, tmp_path: Path
@@ -313,6 +343,203 @@ def test_a_location_json_cannot_represent_exactly_is_refused_at_save(
     assert manager.hash(session_id) in str(raised.value)
     assert session_id not in str(raised.value)
     assert (tmp_path / "s").read_bytes() == previous
+
+
+class _TurnsToFloats:
+    """A clock that answers whole seconds once (when it is checked), then floats."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return START if self.calls == 1 else START + 0.5
+
+
+def test_a_clock_gone_to_floats_makes_save_refuse_instead_of_writing_an_unloadable_file(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    storage = InMemorySessionStorage(clock=clock)
+    UserSessionManager(storage, session_ttl=60).create("alice", LAPTOP)
+    storage.save(tmp_path / "s")
+    previous = (tmp_path / "s").read_bytes()
+    drifting = UserSessionManager(storage, session_ttl=60, clock=_TurnsToFloats())  # type: ignore[arg-type]
+    try:
+        drifting.create("bob", LAPTOP)
+    except TypeError as error:
+        # The compiled build checks the clock's int at the call: nothing is stored.
+        assert is_mypyc_type_error(error)
+        storage.save(tmp_path / "s")
+        assert InMemorySessionStorage(clock=clock).load(tmp_path / "s") == 1
+        return
+    with pytest.raises(SnapshotError) as raised:
+        storage.save(tmp_path / "s")
+    assert raised.value.code is ErrorCode.SNAPSHOT_UNSERIALIZABLE
+    assert (tmp_path / "s").read_bytes() == previous
+
+
+def _metadata(now: int, **fields: object) -> SessionMetadata:
+    metadata = SessionMetadata("10.0.0.1", None, None, now, now, now + 60)
+    for name, value in fields.items():
+        setattr(metadata, f"_{name}", value)
+    return metadata
+
+
+@pytest.mark.parametrize(
+    ("subject", "fields"),
+    [
+        ("", {}),
+        ("\ud83d\ude00", {}),
+        ("alice", {"ip": 5}),
+        ("alice", {"ip": "\ud800"}),
+        ("alice", {"expires_at": START + 60.5}),
+        ("alice", {"expires_at": 10**5000}),
+        ("alice", {"authenticated_at": None}),
+        ("alice", {"renewed_by": "a claim without a grace"}),
+        ("alice", {"login": 7}),
+    ],
+    ids=[
+        "empty-subject",
+        "surrogate-subject",
+        "ip-not-str",
+        "surrogate-ip",
+        "float-time",
+        "unprintable-time",
+        "no-authenticated-at",
+        "renewer-without-grace",
+        "login-not-str",
+    ],
+)
+def test_save_refuses_any_session_load_would_refuse_and_writes_nothing(
+    subject: str, fields: dict[str, object], clock: ManualClock, tmp_path: Path
+) -> None:
+    # Stored directly, past the manager's checks: save applies load's rules.
+    storage = InMemorySessionStorage(clock=clock)
+    try:
+        metadata = _metadata(clock(), **fields)
+    except TypeError as error:
+        assert is_mypyc_type_error(error)
+        pytest.skip("compiled build: the attribute's type is enforced, no such session exists")
+    storage.insert(subject, "the-id", metadata)
+    with pytest.raises(SnapshotError) as raised:
+        storage.save(tmp_path / "s")
+    assert raised.value.code is ErrorCode.SNAPSHOT_UNSERIALIZABLE
+    assert UserSessionManager.hash("the-id") in str(raised.value)
+    assert "the-id" not in str(raised.value)
+    assert not (tmp_path / "s").exists()
+
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="file owners and modes are POSIX's")
+
+
+def _saved(clock: ManualClock, path: Path) -> None:
+    storage = InMemorySessionStorage(clock=clock)
+    UserSessionManager(storage, session_ttl=600).create("alice", LAPTOP)
+    storage.save(path)
+
+
+def _assert_untrusted(path: Path, clock: ManualClock, why: str) -> None:
+    storage = InMemorySessionStorage(clock=clock)
+    with pytest.raises(SnapshotError) as raised:
+        storage.load(path)
+    assert raised.value.code is ErrorCode.SNAPSHOT_UNTRUSTED
+    assert why in str(raised.value)
+    assert len(storage) == 0
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666], ids=["group", "others", "everyone"])
+def test_a_snapshot_others_may_write_is_refused(
+    mode: int, clock: ManualClock, tmp_path: Path
+) -> None:
+    _saved(clock, tmp_path / "s")
+    (tmp_path / "s").chmod(mode)
+    _assert_untrusted(tmp_path / "s", clock, "writable by others")
+
+
+@posix_only
+def test_a_snapshot_owned_by_another_user_is_refused(
+    clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _saved(clock, tmp_path / "s")
+    owner = os.stat(tmp_path / "s").st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)  # as if another user saved it
+    _assert_untrusted(tmp_path / "s", clock, "owned by another user")
+
+
+@posix_only
+def test_a_snapshot_in_a_directory_others_may_write_is_refused(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    # Whoever may write the directory may replace the file with their own.
+    _saved(clock, tmp_path / "s")
+    tmp_path.chmod(0o770)
+    _assert_untrusted(tmp_path / "s", clock, "directory")
+
+
+@posix_only
+def test_a_snapshot_in_a_sticky_directory_like_tmp_loads(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    # In a sticky directory nobody but its owner may replace the file.
+    _saved(clock, tmp_path / "s")
+    tmp_path.chmod(0o1777)
+    assert InMemorySessionStorage(clock=clock).load(tmp_path / "s") == 1
+
+
+@posix_only
+def test_a_symbolic_link_at_the_snapshot_path_is_refused(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    # save() replaces the path with a file of its own: a link is never its doing.
+    _saved(clock, tmp_path / "real")
+    (tmp_path / "s").symlink_to(tmp_path / "real")
+    _assert_untrusted(tmp_path / "s", clock, "symbolic link")
+
+
+@posix_only
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_something_other_than_a_regular_file_at_the_path_is_refused_without_blocking(
+    kind: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "s"
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    else:
+        path.mkdir(mode=0o700)
+    outcome: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            InMemorySessionStorage(clock=clock).load(path)
+        except BaseException as error:  # the outcome is what the test asserts
+            outcome.append(error)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    loader.join(5)
+    if loader.is_alive() and kind == "fifo":  # unblock it before failing
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    assert not loader.is_alive(), "load blocked on what is at the path"
+    assert isinstance(outcome[0], SnapshotError)
+    assert outcome[0].code is ErrorCode.SNAPSHOT_UNTRUSTED
+    assert "not a regular file" in str(outcome[0])
+
+
+@posix_only
+def test_save_refuses_a_directory_others_may_write_and_writes_nothing(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    # load() would refuse the file: save() says so before writing it.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o775)
+    storage = InMemorySessionStorage(clock=clock)
+    UserSessionManager(storage, session_ttl=600).create("alice", LAPTOP)
+    with pytest.raises(SnapshotError) as raised:
+        storage.save(shared / "s")
+    assert raised.value.code is ErrorCode.SNAPSHOT_UNTRUSTED
+    assert list(shared.iterdir()) == []
 
 
 def test_loading_an_id_already_stored_changes_nothing(clock: ManualClock, tmp_path: Path) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,30 @@ def test_the_asyncio_sweeper_refuses_a_bad_interval() -> None:
         asyncio.run(sweep_periodically(_CountingStorage(), 0))
 
 
+@pytest.mark.parametrize(
+    "interval", [threading.TIMEOUT_MAX * 2, 10**400], ids=["above-TIMEOUT_MAX", "10**400"]
+)
+def test_an_interval_longer_than_a_thread_can_wait_is_refused_at_construction(
+    interval: float,
+) -> None:
+    # A thread waiting longer than threading.TIMEOUT_MAX dies at once, silently.
+    for build in (
+        lambda: Sweeper(_CountingStorage(), interval=interval),
+        lambda: Autosaver(InMemorySessionStorage(), "sessions.snapshot", interval=interval),
+        lambda: asyncio.run(sweep_periodically(_CountingStorage(), interval)),
+    ):
+        with pytest.raises(InvalidOptionsError) as raised:
+            build()
+        assert raised.value.code is ErrorCode.INVALID_OPTION
+
+
+def test_the_longest_interval_a_thread_can_wait_keeps_the_sweeper_running() -> None:
+    storage = _CountingStorage()
+    with Sweeper(storage, interval=threading.TIMEOUT_MAX) as sweeper:
+        time.sleep(0.05)
+        assert sweeper.running
+
+
 def test_an_autosaver_saves_on_close(clock: ManualClock, tmp_path: Path) -> None:
     path = tmp_path / "sessions.snapshot"
     storage = InMemorySessionStorage(clock=clock)
@@ -188,3 +214,40 @@ def test_a_sweeper_refuses_what_cannot_be_swept(storage: object) -> None:
 def test_an_autosaver_refuses_a_path_that_is_not_one() -> None:
     with pytest.raises(InvalidTypeError):
         Autosaver(InMemorySessionStorage(), 123)  # type: ignore[arg-type]
+
+
+class _BytesPath:
+    def __fspath__(self) -> bytes:
+        return b"sessions.snapshot"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["", "a\x00b", "\ud800", b"sessions.snapshot", _BytesPath()],
+    ids=["empty", "nul", "lone-surrogate", "bytes", "pathlike-of-bytes"],
+)
+def test_an_autosaver_refuses_at_construction_a_path_that_save_refuses(
+    path: object, tmp_path: Path
+) -> None:
+    storage = InMemorySessionStorage()
+    with pytest.raises(InvalidOptionsError) as at_construction:
+        Autosaver(storage, path)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionsError) as at_save:
+        storage.save(path)  # type: ignore[arg-type]
+    assert at_construction.value.code is at_save.value.code is ErrorCode.INVALID_OPTION
+    assert type(at_construction.value) is type(at_save.value)
+
+
+def test_a_str_subclass_path_is_used_as_its_plain_value_by_save_and_autosaver(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    class Paths(StrEnum):
+        SNAPSHOT = str(tmp_path / "sessions.snapshot")
+
+    storage = InMemorySessionStorage(clock=clock)
+    UserSessionManager(storage, session_ttl=600).create("alice", CONTEXT)
+    assert storage.save(Paths.SNAPSHOT) == 1
+    (tmp_path / "sessions.snapshot").unlink()
+    with Autosaver(storage, Paths.SNAPSHOT) as autosaver:
+        assert type(autosaver.path) is str
+    assert InMemorySessionStorage(clock=clock).load(Paths.SNAPSHOT) == 1

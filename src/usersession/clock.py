@@ -65,8 +65,9 @@ class ManualClock:
     def advance(self, seconds: int) -> int:
         """Move time forward by `seconds` (>= 0) and return the new time.
 
-        Time never goes backwards on a `ManualClock`: the storages are allowed
-        to assume that a second, once swept, stays swept.
+        Time never goes backwards on a `ManualClock` (a test that needs a
+        clock stepping back, as NTP may step the system clock, passes its own
+        callable: the storages keep sweeping whichever way time moves).
         """
         self._now += _whole_seconds(seconds, "seconds")
         return self._now

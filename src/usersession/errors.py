@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     SESSION_LIMIT_REACHED = "SESSION_LIMIT_REACHED"
     SNAPSHOT_INVALID = "SNAPSHOT_INVALID"
     SNAPSHOT_UNSERIALIZABLE = "SNAPSHOT_UNSERIALIZABLE"
+    SNAPSHOT_UNTRUSTED = "SNAPSHOT_UNTRUSTED"
 
 
 class SessionError(Exception):
@@ -109,8 +110,10 @@ class SessionLimitError(SessionError):
 class SnapshotError(SessionError):
     """A snapshot could not be used: the file is truncated, corrupted, of
     another format or version (code `SNAPSHOT_INVALID`; nothing was loaded),
-    or a session holds a location JSON cannot represent exactly (code
-    `SNAPSHOT_UNSERIALIZABLE`; nothing was written)."""
+    someone other than the process's user could have written it (code
+    `SNAPSHOT_UNTRUSTED`; nothing was loaded, or written), or a session holds
+    what a snapshot cannot represent exactly (code `SNAPSHOT_UNSERIALIZABLE`;
+    nothing was written)."""
 
 
 class InvalidOptionsError(SessionError, ValueError):

@@ -14,8 +14,10 @@ Removing a key is lazy: the collector has no `remove`. Its owner forgets the
 key and, when the key's bucket comes due, skips it. Lists beat sets here: an
 append is cheaper than a set insert, a key costs 8 bytes instead of ~30, and a
 sweep walks a list about twice as fast (benchmarks/). The price is that a
-forgotten key stays in its bucket until its second comes; `compact` gives that
-memory back early, and the owner decides when it is worth it.
+forgotten key stays in its bucket until its second comes; `compact` (which
+asks about each filing) or `replace` (which takes the filings the owner
+knows to be current) gives that memory back early, and the owner decides
+when it is worth it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,16 @@ class BucketGarbageCollector(Generic[K]):
                 del self._buckets[second]
                 self._seconds.remove(second)
         return dropped
+
+    def replace(self, buckets: dict[int, list[K]]) -> None:
+        """Drop every filing and hold `buckets` (second -> keys, taken as
+        they are) instead. O(filings held + B log B). The owner builds them
+        from what it knows to be current, which costs nothing per forgotten
+        key: cheaper than `compact` when most filings are stale."""
+        self._buckets.clear()
+        self._buckets.update(buckets)
+        self._seconds.clear()
+        self._seconds.update(buckets)
 
     def __len__(self) -> int:
         """Filings held, stale ones included. O(B)."""

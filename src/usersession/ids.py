@@ -6,7 +6,9 @@ one each (`secrets.token_urlsafe` does both per call; see benchmarks/). Each
 character carries 6 random bits, so an id of `id_bytes` bytes has at least
 `8 * id_bytes` bits of entropy. Generators of one id length share one pool. A
 forked child starts with empty pools, so it can never hand out an id its
-parent will also hand out.
+parent will also hand out; for the same reason a pool is never pickled or
+duplicated (a copy of a generator, and so of a manager, takes its ids from
+the shared pool of its process, and a pickle carries no ids at all).
 
 A handle is the public fingerprint of an id (BLAKE2b-128, hex): stable across
 processes and releases, safe to log and to show, useless as a credential.
@@ -37,16 +39,27 @@ class IdGenerator:
     `new_id()` is O(1) amortized and safe to call from several threads: ids
     are kept in a list and `list.pop` is atomic, so no two callers get the
     same id (generators of one length share a pool, so this holds across
-    them too).
+    them too, copies included).
+
+    The pool holds the next ids in clear text, so it never leaves the
+    process's memory: `pickle`, `copy.copy` and `copy.deepcopy` all rebuild a
+    generator from `id_bytes` alone.
     """
 
-    __slots__ = ("_chars", "_pool")
+    __slots__ = ("_chars", "_id_bytes", "_pool")
 
     def __init__(self, id_bytes: int) -> None:
         """`id_bytes` as `options.validate_options` accepts it (16 to 1024)."""
+        self._id_bytes = id_bytes
         # ceil(8 * id_bytes / 6) characters of 6 bits each.
         self._chars = -(-id_bytes * 4 // 3)
         self._pool: list[str] = _pools.setdefault(self._chars, [])
+
+    def __reduce__(self) -> tuple[type[IdGenerator], tuple[int]]:
+        # Pickle, copy and deepcopy all go through here: a copy holding the
+        # same pool would hand out the same ids, and a pickle would carry
+        # them in clear text.
+        return (IdGenerator, (self._id_bytes,))
 
     def new_id(self) -> str:
         """A fresh, unpredictable session id."""

@@ -32,6 +32,7 @@ from .options import (
     Timeouts,
     check_context,
     check_handle,
+    check_new_subject,
     check_session_id,
     check_subject,
     check_ttl,
@@ -84,6 +85,18 @@ class RenewHooks:
                 raise InvalidTypeError(
                     ErrorCode.INVALID_OPTION, f"{name} must be callable or None."
                 )
+
+    def __reduce__(self) -> tuple[type[RenewHooks], tuple[object, ...]]:
+        # Rebuilt through __init__: the compiled (mypyc) class cannot be
+        # restored field by field as a frozen dataclass otherwise is.
+        return (
+            RenewHooks,
+            (
+                self.on_already_renewed_here,
+                self.on_already_renewed_elsewhere,
+                self.on_old_session_delete_failure,
+            ),
+        )
 
 
 def check_same_device(
@@ -225,9 +238,15 @@ class _ManagerCore(Generic[StorageT]):
     ) -> tuple[str, SessionMetadata]:
         """A new id and the metadata of a new login (its `subject` is the
         subject as storages must keep it: an exact str)."""
-        # The cheap test covers every good call; the checks name the bad one.
-        if type(subject) is not str or not subject or type(context) is not SessionContext:
-            subject = check_subject(subject)
+        # The cheap test covers every good call with an ASCII subject (isascii
+        # reads a flag); the checks name the bad one.
+        if (
+            type(subject) is not str
+            or not subject.isascii()
+            or not subject
+            or type(context) is not SessionContext
+        ):
+            subject = check_new_subject(subject)
             check_context(context)
         ttl = self._session_ttl if ttl is None else check_ttl(ttl)
         metadata = new_metadata(subject, context, self._clock(), ttl, self._idle, self._absolute)

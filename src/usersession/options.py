@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
-from .session import SessionContext
+from .session import SessionContext, exact_text
 
 MIN_ID_BYTES = 16
 """Fewer random bytes than this (128 bits) make ids guessable at scale: refused."""
@@ -119,6 +119,22 @@ def check_subject(subject: object) -> str:
         raise InvalidOptionsError(ErrorCode.INVALID_SUBJECT, "subject must not be empty.")
     # str.__str__, not str(): a subclass may override __str__ (Enum does).
     return subject if type(subject) is str else str.__str__(subject)
+
+
+def check_new_subject(subject: object) -> str:
+    """`check_subject`, and the subject must be exact text (`exact_text`: no
+    surrogate code points), so that every storage gives it back as it was
+    given: `"\\ud83d\\ude00"` would come back from a snapshot as `"😀"`,
+    another subject owning the session. Checked where a session is created;
+    other calls never find a session for such a subject."""
+    subject = check_subject(subject)
+    if not exact_text(subject):
+        raise InvalidOptionsError(
+            ErrorCode.INVALID_SUBJECT,
+            "subject must not contain surrogate code points (U+D800-U+DFFF): "
+            "it would not come back exactly from a snapshot or Redis.",
+        )
+    return subject
 
 
 def check_session_id(session_id: object) -> str:

@@ -8,14 +8,43 @@ metadata travels to places (listings, listeners, logs) where an id must not.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from .errors import ErrorCode, InvalidTypeError
+from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
+
+# A raw string: the regex reads the escapes (mypyc refuses surrogate literals).
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def exact_text(text: str) -> bool:
+    """Whether `text` comes back exactly from every encoding a storage uses:
+    it has no surrogate code point (U+D800 to U+DFFF). A lone surrogate
+    cannot be encoded in UTF-8, and a high one followed by a low one is read
+    back from JSON (and from UTF-16) as the one character the pair stands
+    for: `"\\ud83d\\ude00"` comes back as `"😀"`, another string.
+
+    O(1) for ASCII text (`str.isascii` reads a flag), else one scan in C.
+    """
+    return text.isascii() or _SURROGATE.search(text) is None
+
+
+def _not_exact(what: str) -> InvalidOptionsError:
+    return InvalidOptionsError(
+        ErrorCode.INVALID_CONTEXT,
+        f"{what} must not contain surrogate code points (U+D800-U+DFFF): "
+        "it would not come back exactly from a snapshot or Redis.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """The device a session was created from, e.g. `Device("Firefox", "desktop")`."""
+    """The device a session was created from, e.g. `Device("Firefox", "desktop")`.
+
+    Name and type are str without surrogate code points (`exact_text`);
+    anything else raises `InvalidTypeError` or `InvalidOptionsError`
+    (`INVALID_CONTEXT`) here.
+    """
 
     name: str
     type: str
@@ -23,6 +52,8 @@ class Device:
     def __post_init__(self) -> None:
         if type(self.name) is not str or type(self.type) is not str:
             raise InvalidTypeError(ErrorCode.INVALID_CONTEXT, "Device name and type must be str.")
+        if not (exact_text(self.name) and exact_text(self.type)):
+            raise _not_exact("Device name and type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +62,7 @@ class SessionContext:
 
     `location` is opaque to this package; a storage that serialises metadata
     (Redis) needs it to be serialisable by its serializer (JSON by default).
+    `ip` is a str without surrogate code points (`exact_text`), checked here.
     """
 
     ip: str
@@ -42,6 +74,8 @@ class SessionContext:
             raise InvalidTypeError(
                 ErrorCode.INVALID_CONTEXT, f"ip must be a str, not {type(self.ip).__name__}."
             )
+        if not exact_text(self.ip):
+            raise _not_exact("ip")
         if self.device is not None and not isinstance(self.device, Device):
             raise InvalidTypeError(
                 ErrorCode.INVALID_CONTEXT,

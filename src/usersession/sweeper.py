@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, TypeVar, cast
 
 from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
+from .storage.snapshot import check_snapshot_path
 
 if TYPE_CHECKING:
     from .storage.memory import InMemorySessionStorage
@@ -40,17 +41,24 @@ class Collectable(Protocol):
 
 
 def _check_interval(interval: object) -> float:
-    if type(interval) not in (int, float):
+    """The one rule for an interval, which the threads and the asyncio task
+    both apply: an int or float of seconds (not a bool), > 0 and at most
+    `threading.TIMEOUT_MAX` (about 292 years: a thread told to wait longer
+    dies at once with `OverflowError`)."""
+    if not isinstance(interval, int | float) or isinstance(interval, bool):
         raise InvalidTypeError(
             ErrorCode.INVALID_OPTION,
             f"interval must be a number of seconds, not {type(interval).__name__}.",
         )
-    seconds = float(interval)  # type: ignore[arg-type]
-    if not seconds > 0 or seconds == float("inf"):
+    # Compared before float(): float() of a huge int raises OverflowError,
+    # while an int compares with a float exactly. NaN fails the comparison.
+    if not 0 < interval <= threading.TIMEOUT_MAX:
         raise InvalidOptionsError(
-            ErrorCode.INVALID_OPTION, f"interval must be > 0 seconds, got {interval}."
+            ErrorCode.INVALID_OPTION,
+            f"interval must be > 0 and at most threading.TIMEOUT_MAX "
+            f"({threading.TIMEOUT_MAX:.0f}) seconds.",
         )
-    return seconds
+    return float(interval)
 
 
 class _Lifeline:
@@ -190,6 +198,9 @@ class Autosaver(_Periodic):
 
     Saving is atomic (see `usersession.storage.snapshot`); a failed periodic
     save is logged and retried next interval, a failed final save raises.
+    `path` is checked here by the rule `save` applies
+    (`snapshot.check_snapshot_path`), so a path `save` would refuse never
+    gets as far as a periodic save.
     """
 
     def __init__(
@@ -198,16 +209,13 @@ class Autosaver(_Periodic):
         path: str | os.PathLike[str],
         interval: float | None = None,
     ) -> None:
-        if not isinstance(path, str | os.PathLike):
-            raise InvalidTypeError(
-                ErrorCode.INVALID_OPTION, f"path must be a str or path, not {type(path).__name__}."
-            )
+        # The rule save() applies, so a path save() would refuse fails here.
+        self.path: str = check_snapshot_path(path)
         if not callable(getattr(storage, "save", None)):
             raise InvalidTypeError(
                 ErrorCode.INVALID_OPTION,
                 f"Autosaver needs a storage with save(), not {type(storage).__name__}.",
             )
-        self.path = path
         super().__init__(storage, self._save, 1.0 if interval is None else interval)
         self._periodic = interval is not None
 
