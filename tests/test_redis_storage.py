@@ -59,7 +59,13 @@ def manager_on(storage: RedisSessionStorage, **options: object) -> UserSessionMa
 
 
 def stored_keys(client: redis.Redis, storage: RedisSessionStorage) -> list[bytes]:
-    return sorted(client.scan_iter(match=f"{storage.key_prefix}:*", count=1000))
+    """The session and index keys (not the short-lived call markers)."""
+    keys = client.scan_iter(match=f"{storage.key_prefix}:*", count=1000)
+    return sorted(key for key in keys if b":call:" not in key)
+
+
+def call_markers(client: redis.Redis, storage: RedisSessionStorage) -> list[bytes]:
+    return sorted(client.scan_iter(match=f"{storage.key_prefix}:*:call:*", count=1000))
 
 
 def dump(client: redis.Redis, storage: RedisSessionStorage) -> bytes:
@@ -95,7 +101,15 @@ def test_sessions_are_keyed_by_handle_under_the_subjects_hash_tag(
         [f"{prefix}:{{uid1}}:index".encode(), f"{prefix}:{{uid1}}:session:{handle}".encode()]
     )
     fields = client.hgetall(f"{prefix}:{{uid1}}:session:{handle}")
-    assert set(fields) == {b"metadata", b"accessed_at", b"expires_at"}
+    assert set(fields) == {
+        b"metadata",
+        b"accessed_at",
+        b"expires_at",
+        b"created_at",
+        b"authenticated_at",
+        b"device",
+        b"call",
+    }
     assert client.zrange(f"{prefix}:{{uid1}}:index", 0, -1) == [handle.encode()]
 
 
@@ -174,7 +188,7 @@ def test_a_key_prefix_that_would_break_the_hash_tag_is_refused(
         True,
         [1, "a", None],
         {"city": "Oslo", "pos": [59.9, 10.7]},
-        "ü\ud800",
+        "ü😀\x00\u2028",
     ],
 )
 def test_json_round_trips_every_field_of_the_metadata(location: object) -> None:
@@ -228,6 +242,31 @@ def test_a_location_json_cannot_carry_is_refused_and_nothing_is_stored(
         manager.create("uid1", SessionContext("10.0.0.1", location={1, 2}))
     assert raised.value.code is ErrorCode.INVALID_CONTEXT
     assert stored_keys(client, storage) == []
+
+
+@pytest.mark.parametrize("text", ["\ud83d\ude00", "ü\ud800", "\udfff"])
+def test_a_string_with_a_surrogate_is_refused_and_nothing_is_stored(
+    client: redis.Redis, storage: RedisSessionStorage, text: str
+) -> None:
+    """Issue 12, point 10: JSON writes a surrogate pair with the same escapes
+    as the character it stands for, so "\ud83d\ude00" would come back as
+    "😀", another string. Refused instead, before anything is stored."""
+    manager = manager_on(storage)
+    with pytest.raises(InvalidTypeError) as raised:
+        manager.create("uid1", SessionContext("10.0.0.1", location={"place": [text]}))
+    assert raised.value.code is ErrorCode.INVALID_CONTEXT
+    assert stored_keys(client, storage) == []
+
+
+def test_every_string_the_json_serializer_accepts_comes_back_exactly(
+    storage: RedisSessionStorage,
+) -> None:
+    manager = manager_on(storage)
+    location = {"😀": ["ü", "\x00", "\u2028", "日本", "\U0010ffff"]}
+    context = SessionContext("10.0.0.1", Device("Fire😀fox", "desk\u2028top"), location)
+    session_id = manager.create("uid1", context)
+    metadata, _ = manager.read("uid1", session_id, context)
+    assert (metadata.location, metadata.device) == (location, context.device)
 
 
 class PickleSerializer:
@@ -383,17 +422,22 @@ def test_redis_expires_sessions_and_the_index_on_its_own(
 # -- the index --------------------------------------------------------------------
 
 
-def test_scripts_drop_dead_index_members_and_their_keys(
+def test_scripts_drop_dead_index_members_and_leave_their_keys_to_their_ttl(
     client: redis.Redis, storage: RedisSessionStorage, clock: ManualClock
 ) -> None:
+    """A script touches only the keys it declares (Redis Cluster), so a dead
+    member's key is not deleted by the trim: its TTL, set to the same
+    deadline, removes it; meanwhile it reads as not found (unlisted)."""
     manager = manager_on(storage, session_ttl=100)
-    for _ in range(3):
-        manager.create("uid1", LAPTOP)
+    dead = [manager.create("uid1", LAPTOP) for _ in range(3)]
     clock.advance(100)
     alive = manager.create("uid1", LAPTOP)
     index = storage.layout.index_key("uid1")
     assert client.zrange(index, 0, -1) == [manager.hash(alive).encode()]
-    assert len(stored_keys(client, storage)) == 2
+    for session_id in dead:
+        key = storage.layout.session_key("uid1", manager.hash(session_id))
+        assert 0 < client.pttl(key) <= 100_000
+        assert storage.read("uid1", session_id, clock() - 100) is None
 
 
 def test_read_all_drops_members_whose_key_redis_already_expired(
@@ -404,7 +448,18 @@ def test_read_all_drops_members_whose_key_redis_already_expired(
     kept = manager.create("uid1", LAPTOP)
     client.delete(storage.layout.session_key("uid1", manager.hash(gone)))  # as a TTL would
     assert list(manager.read_all("uid1")) == [manager.hash(kept)]
-    assert client.zrange(storage.layout.index_key("uid1"), 0, -1) == [manager.hash(kept).encode()]
+
+
+def test_a_delete_leaves_only_a_short_lived_marker_for_a_retry_of_itself(
+    client: redis.Redis, storage: RedisSessionStorage
+) -> None:
+    manager = manager_on(storage)
+    session_id = manager.create("uid1", LAPTOP)
+    manager.delete("uid1", session_id)
+    assert stored_keys(client, storage) == []
+    (marker,) = call_markers(client, storage)
+    assert 0 < client.pttl(marker) <= 15_000
+    assert session_id.encode() not in client.get(marker)  # type: ignore[operator]
 
 
 def test_delete_all_removes_the_index_too(
