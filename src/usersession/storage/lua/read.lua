@@ -36,13 +36,16 @@ if not (accessed_at and expires_at and created_at and authenticated_at)
   return {6}
 end
 local absolute = tonumber(ARGV[5])
--- 1. gone: past expires_at, or past the login's absolute timeout.
-if now >= expires_at or (absolute and now - authenticated_at >= absolute) then return {0} end
+-- 1. gone: past expires_at, past the login's absolute timeout, or past
+-- the grace of a renewal.
+if now >= expires_at or (absolute and now - authenticated_at >= absolute)
+   or (grace_ends_at and now >= grace_ends_at) then
+  return {0}
+end
 -- 2. the default read hook: a session bound to a device needs that device.
 if mode == 'apply' and f[10] and f[10] ~= ARGV[7] then return {5} end
--- 3. superseded: served as it is inside its grace, gone after it.
+-- 3. superseded, inside its grace: served as it is.
 if grace_ends_at then
-  if now >= grace_ends_at then return {0} end
   reply[1] = 1
   return reply
 end
