@@ -8,6 +8,7 @@ The behaviour shared with the in-memory storage is pinned down by the
 
 from __future__ import annotations
 
+import json
 import pickle
 import time
 from collections.abc import Iterator
@@ -664,3 +665,83 @@ def test_data_that_cannot_be_read_back_is_a_storage_error(
         manager.read("uid1", session_id, LAPTOP)
     assert "cannot be read back" in str(raised.value)
     assert session_id not in chain_text(raised.value)
+
+
+# -- fail closed (issue 12: points 13 and 14) ---------------------------------------
+
+
+def test_a_session_its_index_no_longer_lists_reads_as_not_found(
+    client: redis.Redis, storage: RedisSessionStorage
+) -> None:
+    """Under maxmemory with an allkeys-* or volatile-lru/lfu/random policy,
+    Redis may evict a subject's index and keep its sessions. Those sessions
+    must not outlive "log out everywhere" unseen: a session its index does
+    not list reads as not found, is not listed, and is not renewed."""
+    manager = manager_on(storage, timeouts=RENEWING)
+    session_ids = [manager.create("uid1", LAPTOP) for _ in range(3)]
+    client.delete(storage.layout.index_key("uid1"))  # what an eviction does
+    for session_id in session_ids:
+        with pytest.raises(SessionNotFoundError):
+            manager.read("uid1", session_id, LAPTOP)
+        with pytest.raises(SessionNotFoundError):
+            manager.renew("uid1", session_id, SessionMetadata("", None, None, 0, 0, 1), LAPTOP)
+    assert manager.read_all("uid1") == {}
+    assert manager.delete_all("uid1") == 0
+    assert manager.logout("uid1", session_ids[0]) == 0
+    for session_id in session_ids:
+        with pytest.raises(SessionNotFoundError):
+            manager.read("uid1", session_id, LAPTOP)
+
+
+def test_the_index_outlives_every_session_even_when_clocks_disagree(
+    client: redis.Redis, storage: RedisSessionStorage, clock: ManualClock
+) -> None:
+    """A host whose clock runs 50 minutes ahead stores a short session: the
+    index must not expire before the long session another host stored."""
+    manager = manager_on(storage, session_ttl=3600)
+    ahead = UserSessionManager(storage, session_ttl=3600, clock=lambda: clock() + 3000)
+    long_lived = manager.create("uid1", LAPTOP)
+    ahead.create("uid1", LAPTOP, ttl=60)
+    key = storage.layout.session_key("uid1", manager.hash(long_lived))
+    assert client.pttl(storage.layout.index_key("uid1")) >= client.pttl(key) + 500
+    assert manager.read("uid1", long_lived, LAPTOP)[1] is None
+
+
+def corrupt_record(client: redis.Redis, key: str, field: str, value: object) -> None:
+    record = json.loads(client.hget(key, "metadata"))  # type: ignore[arg-type]
+    record[field] = value
+    client.hset(key, "metadata", json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("expires_at", "soon"), ("created_at", None), ("device", "Firefox"), ("ip", 7)],
+)
+def test_a_record_with_a_field_of_the_wrong_type_is_a_storage_error_and_hides_no_other(
+    client: redis.Redis, storage: RedisSessionStorage, field: str, value: object
+) -> None:
+    manager = manager_on(storage)
+    bad = manager.create("uid1", LAPTOP)
+    good = manager.create("uid1", LAPTOP)
+    corrupt_record(client, storage.layout.session_key("uid1", manager.hash(bad)), field, value)
+    with pytest.raises(SessionStorageError) as raised:
+        manager.read("uid1", bad, LAPTOP)
+    assert raised.value.code is ErrorCode.STORAGE_FAILURE
+    assert "cannot be read back" in str(raised.value)
+    assert raised.value.subject == "uid1"
+    assert list(manager.read_all("uid1")) == [manager.hash(good)]
+    assert manager.read("uid1", good, LAPTOP)[1] is None
+
+
+@pytest.mark.parametrize("field", ["expires_at", "accessed_at", "idle", "grace_ends_at"])
+def test_a_plain_field_that_is_not_a_number_is_a_storage_error_and_hides_no_other(
+    client: redis.Redis, storage: RedisSessionStorage, field: str
+) -> None:
+    manager = manager_on(storage, timeouts=Timeouts(idle=300))
+    bad = manager.create("uid1", LAPTOP)
+    good = manager.create("uid1", LAPTOP)
+    client.hset(storage.layout.session_key("uid1", manager.hash(bad)), field, "soon")
+    with pytest.raises(SessionStorageError) as raised:
+        manager.read("uid1", bad, LAPTOP)
+    assert "cannot be read back" in str(raised.value)
+    assert list(manager.read_all("uid1")) == [manager.hash(good)]

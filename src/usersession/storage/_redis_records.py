@@ -108,6 +108,8 @@ class JsonSerializer:
         """O(size of the data)."""
         record = json.loads(data)
         device = record["device"]
+        if device is not None and (type(device) is not list or len(device) != 2):
+            raise TypeError("device is not a [name, type] pair")
         return SessionMetadata(
             record["ip"],
             None if device is None else Device(device[0], device[1]),
