@@ -54,10 +54,12 @@ def free_port() -> int:
 class RedisServer:
     """One `redis-server` process on 127.0.0.1, restartable on the same port."""
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    def __init__(self, binary: str, port: int | None = None, *options: str) -> None:
         self.binary = binary
         self.port = free_port() if port is None else port
-        self._dir = tempfile.mkdtemp(prefix="usersession-redis-")
+        self.options = list(options)
+        self.config_file: list[str] = []
+        self.dir = tempfile.mkdtemp(prefix="usersession-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,22 +68,13 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and wait until it answers PING."""
+        # A config file (a sentinel's) must come first on the command line.
+        command = [self.binary, *self.config_file]
+        command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
+        if not self.config_file:
+            command += ["--save", "", "--appendonly", "no"]
         self._process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [*command, *self.options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
@@ -111,6 +104,13 @@ class RedisServer:
                 process.kill()
                 process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, as in a crash."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
     def restart(self) -> None:
         """Stop and start again on the same port: an empty server."""
         self.stop()
@@ -123,13 +123,15 @@ class RedisServer:
         return redis.asyncio.Redis(port=self.port, **options)
 
 
-def server_binary() -> str:
-    """The path of `redis-server`; fails (CI) or skips (locally) without one."""
-    binary = shutil.which("redis-server")
+def server_binary(name: str = "redis-server") -> str:
+    """The path of `redis-server` (or `redis-cli`); fails (CI) or skips
+    (locally) without one."""
+    binary = shutil.which(name)
     if binary is None:
+        why = NO_SERVER.replace("redis-server is", f"{name} is")
         if os.environ.get("CI"):
-            pytest.fail(NO_SERVER, pytrace=False)
-        pytest.skip(NO_SERVER)
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
     return binary
 
 

@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ..clock import Clock, check_clock, system_clock
 from ..errors import ErrorCode, InvalidTypeError, SessionError, SessionStorageError
@@ -89,15 +89,24 @@ def redis_errors(operation: str, subject: str, handle: str | None = None) -> Ite
     attribute, never in the message. (Nothing sent to Redis contains a raw
     session id, so neither can the chained error.)
 
-    Besides `RedisError` this catches what clients raise outside it: an
-    `OSError` from a socket, and the `AttributeError`, `IndexError`,
-    `KeyError` or `TypeError` an asyncio `RedisCluster` raises from
-    half-initialised internals when its nodes cannot be reached."""
+    Besides `RedisError` this catches what clients raise outside it:
+    `RedisClusterException` (not a `RedisError`: a cluster that cannot be
+    reached), an `OSError` from a socket, and the `AttributeError`,
+    `IndexError`, `KeyError` or `TypeError` an asyncio `RedisCluster` raises
+    from half-initialised internals after a failed first connection."""
     try:
         yield
     except SessionError:
         raise
-    except (RedisError, OSError, AttributeError, IndexError, KeyError, TypeError) as error:
+    except (
+        RedisError,
+        RedisClusterException,
+        OSError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        TypeError,
+    ) as error:
         session = " a subject's sessions" if handle is None else f" session '{handle}'"
         raise SessionStorageError(
             ErrorCode.STORAGE_FAILURE,
