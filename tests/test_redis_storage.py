@@ -745,3 +745,14 @@ def test_a_plain_field_that_is_not_a_number_is_a_storage_error_and_hides_no_othe
         manager.read("uid1", bad, LAPTOP)
     assert "cannot be read back" in str(raised.value)
     assert list(manager.read_all("uid1")) == [manager.hash(good)]
+
+
+def test_every_script_ships_as_package_data() -> None:
+    """The scripts are read with importlib.resources, as a wheel holds them."""
+    from importlib import resources  # noqa: PLC0415
+
+    from usersession.storage._redis_scripts import SCRIPT_NAMES  # noqa: PLC0415
+
+    shipped = resources.files("usersession.storage") / "lua"
+    for name in (*SCRIPT_NAMES, "common"):
+        assert "redis.call" in (shipped / f"{name}.lua").read_text(encoding="utf-8"), name

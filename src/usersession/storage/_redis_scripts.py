@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Generic, TypeVar
 
-_LUA = resources.files(__package__) / "lua"
+# A literal package name, not __package__: a module compiled by mypyc
+# may not set it the way the interpreter does.
+_LUA = resources.files("usersession.storage") / "lua"
 
 
 def script_source(name: str) -> str:
