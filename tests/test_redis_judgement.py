@@ -19,7 +19,7 @@ from usersession import Device, SessionContext, SessionDeviceMismatchError, Sess
 from usersession.ids import session_handle
 from usersession.manager import check_same_device
 from usersession.policy import Verdict, deadline, read_verdict
-from usersession.storage._redis_records import JsonSerializer, record_fields
+from usersession.storage._redis_records import JsonSerializer, record_fields, superseded_field
 from usersession.storage.protocol import ReadRules
 from usersession.storage.redis import RedisSessionStorage
 
@@ -59,9 +59,9 @@ def store(
     """Write `meta` as the storage lays a session out; return its key."""
     handle = session_handle(session_id)
     key = storage.layout.session_key("uid1", handle)
-    fields = record_fields(JsonSerializer(), meta, "test")
+    fields = record_fields(JsonSerializer(), meta)
     if meta._grace_ends_at is not None:
-        fields += ["grace_ends_at", meta._grace_ends_at, "renewed_by", "elsewhere:1"]
+        fields += ["superseded", superseded_field(meta._grace_ends_at, "elsewhere:1")]
     client.hset(key, mapping=dict(zip(fields[::2], fields[1::2], strict=True)))  # type: ignore[arg-type]
     client.pexpire(key, 60_000)
     client.zadd(storage.layout.index_key("uid1"), {handle: deadline(meta)[0]})

@@ -17,6 +17,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
+from tests.conftest import START
 from tests.redis_server import RedisServer, unique_prefix
 from usersession import (
     DeleteReason,
@@ -102,15 +103,8 @@ def test_sessions_are_keyed_by_handle_under_the_subjects_hash_tag(
         [f"{prefix}:{{uid1}}:index".encode(), f"{prefix}:{{uid1}}:session:{handle}".encode()]
     )
     fields = client.hgetall(f"{prefix}:{{uid1}}:session:{handle}")
-    assert set(fields) == {
-        b"metadata",
-        b"accessed_at",
-        b"expires_at",
-        b"created_at",
-        b"authenticated_at",
-        b"device",
-        b"call",
-    }
+    assert set(fields) == {b"metadata", b"accessed_at", b"static", b"call"}
+    assert fields[b"static"] == f"{START} {START + 3600} {START} - 7:Firefoxdesktop".encode()
     assert client.zrange(f"{prefix}:{{uid1}}:index", 0, -1) == [handle.encode()]
 
 
@@ -715,7 +709,7 @@ def corrupt_record(client: redis.Redis, key: str, field: str, value: object) -> 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("expires_at", "soon"), ("created_at", None), ("device", "Firefox"), ("ip", 7)],
+    [("device", "Firefox"), ("device", ["Firefox"]), ("ip", 7), ("subject", None)],
 )
 def test_a_record_with_a_field_of_the_wrong_type_is_a_storage_error_and_hides_no_other(
     client: redis.Redis, storage: RedisSessionStorage, field: str, value: object
@@ -733,14 +727,25 @@ def test_a_record_with_a_field_of_the_wrong_type_is_a_storage_error_and_hides_no
     assert manager.read("uid1", good, LAPTOP)[1] is None
 
 
-@pytest.mark.parametrize("field", ["expires_at", "accessed_at", "idle", "grace_ends_at"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("static", f"{START} soon {START} 300 "),
+        ("static", f"{START} {START + 3600} {START} soon "),
+        ("static", "garbage"),
+        ("accessed_at", "soon"),
+        ("superseded", "soon elsewhere:1"),
+    ],
+)
 def test_a_plain_field_that_is_not_a_number_is_a_storage_error_and_hides_no_other(
-    client: redis.Redis, storage: RedisSessionStorage, field: str
+    client: redis.Redis, storage: RedisSessionStorage, field: str, value: str
 ) -> None:
+    """The Lua judge and the Python decoder both refuse it: `expires_at`
+    "soon" is not a session that never expires."""
     manager = manager_on(storage, timeouts=Timeouts(idle=300))
     bad = manager.create("uid1", LAPTOP)
     good = manager.create("uid1", LAPTOP)
-    client.hset(storage.layout.session_key("uid1", manager.hash(bad)), field, "soon")
+    client.hset(storage.layout.session_key("uid1", manager.hash(bad)), field, value)
     with pytest.raises(SessionStorageError) as raised:
         manager.read("uid1", bad, LAPTOP)
     assert "cannot be read back" in str(raised.value)

@@ -204,14 +204,12 @@ class RedisStorageCore:
         """INSERT: the session is stored as of its `created_at`, the manager's `now`."""
         tag = self._layout.subject_tag(subject)
         metadata._subject = subject
-        token = self._token()
         args: list[bytes | str | int] = [
-            handle,
             metadata._created_at,
             deadline(metadata)[0],
-            token,
+            self._token(),
         ]
-        args += record_fields(self._serializer, metadata, token)
+        args += record_fields(self._serializer, metadata)
         return [f"{tag}:session:{handle}", tag + ":index"], args
 
     def _read_call(
@@ -228,17 +226,14 @@ class RedisStorageCore:
         tag = self._layout.subject_tag(subject)
         keys = [f"{tag}:session:{handle}", tag + ":index", f"{tag}:call:{self._token()}"]
         if rules is None:
-            return keys, [handle, now, "peek"]
-        renewal, absolute = rules.renewal, rules.absolute
-        return keys, [
-            handle,
-            now,
-            "apply" if rules.checks_device else "judge",
-            "" if renewal is None else renewal,
-            "" if absolute is None else absolute,
-            WANT[renew_now],
-            device_key(device) if rules.checks_device else b"",
-        ]
+            return keys, [now, "p - - 0"]
+        renewal, absolute, checks = rules.renewal, rules.absolute, rules.checks_device
+        # Few arguments: redis-py packs each in Python (bench_redis.py).
+        flags = (
+            f"{'a' if checks else 'j'} {'-' if renewal is None else renewal} "
+            f"{'-' if absolute is None else absolute} {WANT[renew_now]}"
+        )
+        return keys, [now, flags, device_key(device) if checks else b""]
 
     def _touch_call(
         self, subject: str, handle: str, metadata: SessionMetadata, now: int
@@ -247,7 +242,7 @@ class RedisStorageCore:
         tag = self._layout.subject_tag(subject)
         metadata._accessed_at = max(metadata._accessed_at, now)
         new_deadline = "" if metadata._idle is None else str(deadline(metadata)[0])
-        return [f"{tag}:session:{handle}", tag + ":index"], [handle, now, new_deadline]
+        return [f"{tag}:session:{handle}", tag + ":index"], [now, new_deadline]
 
     def _renew_call(
         self,
@@ -263,26 +258,24 @@ class RedisStorageCore:
         new_metadata._subject = subject
         login = new_metadata._login
         args: list[bytes | str | int] = [
-            handle,
             grace_ends_at,
             renewed_by,
-            new_handle,
             new_metadata._created_at,  # the manager's `now`
             deadline(new_metadata)[0],
             handle if login is None else login,
         ]
-        args += record_fields(self._serializer, new_metadata, renewed_by)
+        args += record_fields(self._serializer, new_metadata)
         return keys, args
 
     def _delete_call(self, subject: str, handle: str) -> tuple[list[str], list[str]]:
         tag = self._layout.subject_tag(subject)
         keys = [f"{tag}:session:{handle}", tag + ":index", f"{tag}:call:{self._token()}"]
-        return keys, [handle, WANT[bool(self._listeners)]]
+        return keys, [WANT[bool(self._listeners)]]
 
     def _logout_call(self, subject: str, handle: str, token: str) -> tuple[list[str], list[str]]:
         tag = self._layout.subject_tag(subject)
         keys = [f"{tag}:session:{handle}", tag + ":index", f"{tag}:call:{token}"]
-        return keys, [handle, WANT[bool(self._listeners)]]
+        return keys, [WANT[bool(self._listeners)]]
 
     def _delete_sessions_call(
         self,
@@ -292,21 +285,17 @@ class RedisStorageCore:
         now: int,
         handles: Sequence[bytes | str],
         token: str,
-    ) -> tuple[list[str], list[bytes | str | int]]:
+    ) -> tuple[list[str], list[str | int]]:
         """DELETE_SESSIONS over `handles`, as just listed from the index."""
         tag = self._layout.subject_tag(subject)
         prefix = tag + ":session:"
         keys = [tag + ":index", f"{tag}:call:{token}"]
         keys += [prefix + as_str(handle) for handle in handles]
-        args: list[bytes | str | int] = [mode, WANT[bool(self._listeners)], target, now]
-        args += handles
-        return keys, args
+        return keys, [mode, WANT[bool(self._listeners)], target, now]
 
-    def _read_sessions_call(
-        self, subject: str, handles: Sequence[bytes | str]
-    ) -> tuple[list[str], list[bytes | str]]:
+    def _read_sessions_call(self, subject: str, handles: Sequence[bytes | str]) -> list[str]:
         prefix = self._layout.session_key_prefix(subject)
-        return [prefix + as_str(handle) for handle in handles], list(handles)
+        return [prefix + as_str(handle) for handle in handles]
 
     # -- replies -----------------------------------------------------------------
 

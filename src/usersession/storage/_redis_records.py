@@ -4,15 +4,16 @@ fields, and how a reply becomes `SessionMetadata` again.
 Nothing here does I/O. Layout, for a subject `S` and a session whose handle
 is `H` (`usersession.ids.session_handle`, never the raw id):
 
-- `<prefix>:{<S encoded>}:session:<H>`: a hash. `metadata` holds the
-  serialised `SessionMetadata`; beside it the plain fields the scripts judge
-  and update without decoding a serializer's bytes: `accessed_at`,
-  `expires_at`, `created_at`, `authenticated_at`, `idle` (if set), `device`
-  (`device_key`, if the session has one), `call` (the token of the insert
-  that stored it), once superseded by a renewal `grace_ends_at` and
-  `renewed_by`, and once its login has been renewed `login`
-  (`policy.login_key`). The plain fields win over the copies inside
-  `metadata`. The key's TTL is the session's remaining life
+- `<prefix>:{<S encoded>}:session:<H>`: a hash of five or six fields:
+  `metadata` (the serialised `SessionMetadata`), `accessed_at`, `static`
+  (`"<created_at> <expires_at> <authenticated_at> <idle or -> <device
+  key>"`: what never changes after the insert, in one field so that a read
+  fetches five fields, not ten), `call` (the token of the call that stored
+  it), once superseded by a renewal `superseded` (`"<grace_ends_at>
+  <renewed_by>"`), and once its login has been renewed `login`
+  (`policy.login_key`). These plain fields are what the scripts judge and
+  update without decoding a serializer's bytes, and they win over the
+  copies inside `metadata`. The key's TTL is the session's remaining life
   (`policy.deadline`), so Redis expires it on its own.
 - `<prefix>:{<S encoded>}:index`: a sorted set of the subject's handles,
   scored by deadline (Unix seconds). A session the index does not list
@@ -29,6 +30,7 @@ the Redis Cluster hash tag, and all keys of one subject live in one slot.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -104,15 +106,29 @@ class JsonSerializer:
                 "JSON cannot bring back exactly; the Redis storage refuses it.",
             ) from None
 
+    def __init__(self) -> None:
+        # Devices repeat (a few browsers and platforms): a Device is frozen,
+        # so one object per (name, type) serves every read, and building a
+        # dataclass costs a read more than the lookup.
+        self._devices: dict[tuple[object, ...], Device] = {}
+
     def loads(self, data: bytes) -> SessionMetadata:
         """O(size of the data)."""
         record = json.loads(data)
         device = record["device"]
-        if device is not None and (type(device) is not list or len(device) != 2):
-            raise TypeError("device is not a [name, type] pair")
+        if device is not None:
+            if type(device) is not list or len(device) != 2:
+                raise TypeError("device is not a [name, type] pair")
+            pair = tuple(device)
+            known = self._devices.get(pair)
+            if known is None:
+                if len(self._devices) >= 1024:
+                    self._devices.clear()
+                known = self._devices[pair] = Device(device[0], device[1])
+            device = known
         return SessionMetadata(
             record["ip"],
-            None if device is None else Device(device[0], device[1]),
+            device,
             record["location"],
             record["created_at"],
             record["accessed_at"],
@@ -128,6 +144,13 @@ class JsonSerializer:
 
 
 # -- key layout -----------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(subject: str) -> str:
+    # quote() is Python code (a tenth of a read's own time, benchmarks/
+    # bench_redis.py); the same subjects come back again and again.
+    return quote(subject, safe="", errors="surrogatepass")
 
 
 class KeyLayout:
@@ -156,8 +179,9 @@ class KeyLayout:
 
     def subject_tag(self, subject: str) -> str:
         """`<prefix>:{<subject percent-encoded>}`: what all keys of `subject`
-        start with. Injective: two subjects never share a tag. O(len(subject))."""
-        return f"{self._prefix}:{{{quote(subject, safe='', errors='surrogatepass')}}}"
+        start with. Injective: two subjects never share a tag.
+        O(len(subject)), and O(1) for the 4096 subjects encoded last."""
+        return f"{self._prefix}:{{{_encoded(subject)}}}"
 
     def index_key(self, subject: str) -> str:
         """The sorted set of the subject's handles, scored by deadline."""
@@ -178,17 +202,7 @@ class KeyLayout:
 
 # -- records --------------------------------------------------------------------
 
-RECORD_FIELDS = (
-    "metadata",
-    "accessed_at",
-    "grace_ends_at",
-    "renewed_by",
-    "login",
-    "expires_at",
-    "created_at",
-    "authenticated_at",
-    "idle",
-)
+RECORD_FIELDS = ("metadata", "accessed_at", "static", "superseded", "login")
 """The hash fields every script reply carries per session, in this order
 (`FIELDS` in lua/common.lua)."""
 
@@ -208,30 +222,32 @@ def device_key(device: Device | None) -> bytes:
     return f"{len(name)}:{name}{device.type}".encode("utf-8", "surrogatepass")
 
 
-def record_fields(
-    serializer: Serializer, metadata: SessionMetadata, call: str
-) -> list[bytes | str | int]:
-    """The field/value pairs that store `metadata` (see the module's layout).
-    `call` is the token of the call that stores it."""
-    blob = serializer.dumps(metadata)
+def static_field(metadata: SessionMetadata) -> bytes:
+    """The `static` field: what a session keeps unchanged from its insert."""
+    idle = metadata._idle
+    times = (
+        f"{metadata._created_at} {metadata._expires_at} {metadata._authenticated_at} "
+        f"{'-' if idle is None else idle} "
+    )
+    return times.encode() + device_key(metadata._device)
+
+
+def superseded_field(grace_ends_at: int, renewed_by: str) -> str:
+    """The `superseded` field the renew script writes (for tests and tools)."""
+    return f"{grace_ends_at} {renewed_by}"
+
+
+def record_fields(serializer: Serializer, metadata: SessionMetadata) -> list[bytes | str | int]:
+    """The field/value pairs that store `metadata` (see the module's layout;
+    the scripts add `call`). O(size of the metadata)."""
     fields: list[bytes | str | int] = [
         "metadata",
-        blob,
+        serializer.dumps(metadata),
         "accessed_at",
         metadata._accessed_at,
-        "expires_at",
-        metadata._expires_at,
-        "created_at",
-        metadata._created_at,
-        "authenticated_at",
-        metadata._authenticated_at,
-        "call",
-        call,
+        "static",
+        static_field(metadata),
     ]
-    if metadata._idle is not None:
-        fields += ("idle", metadata._idle)
-    if metadata._device is not None:
-        fields += ("device", device_key(metadata._device))
     if metadata._login is not None:
         fields += ("login", metadata._login)
     return fields
@@ -245,22 +261,12 @@ def _as_str(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _int(value: Value) -> int:
-    if isinstance(value, int):
+def _text(value: Value) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
         return value
-    if value is None:
-        raise ValueError("a time field is missing")
-    return int(value)
-
-
-def _optional_int(value: Value) -> int | None:
-    return None if value is None else _int(value)
-
-
-def _optional_str(value: Value) -> str | None:
-    if value is None or isinstance(value, int):
-        return None
-    return _as_str(value)
+    raise ValueError("a field is missing")
 
 
 def decode(
@@ -270,20 +276,24 @@ def decode(
     overruled by the plain fields the scripts judge and keep up to date.
     `SessionStorageError` (naming the handle) if it cannot be read back or a
     field has the wrong type. O(size of the record)."""
-    blob = fields[0]
+    blob, accessed_at, static, superseded, login = fields
     if not isinstance(blob, bytes | str):
         raise corrupt(subject, handle, "fields are missing")
     try:
         metadata = serializer.loads(_as_bytes(blob))
         check_types(metadata)
-        metadata._accessed_at = _int(fields[1])
-        metadata._grace_ends_at = _optional_int(fields[2])
-        metadata._renewed_by = _optional_str(fields[3])
-        metadata._login = _optional_str(fields[4])
-        metadata._expires_at = _int(fields[5])
-        metadata._created_at = _int(fields[6])
-        metadata._authenticated_at = _int(fields[7])
-        metadata._idle = _optional_int(fields[8])
+        created_at, expires_at, authenticated_at, idle, _ = _text(static).split(" ", 4)
+        metadata._created_at = int(created_at)
+        metadata._expires_at = int(expires_at)
+        metadata._authenticated_at = int(authenticated_at)
+        metadata._idle = None if idle == "-" else int(idle)
+        metadata._accessed_at = int(_text(accessed_at))
+        if superseded is None:
+            metadata._grace_ends_at = metadata._renewed_by = None
+        else:
+            grace_ends_at, metadata._renewed_by = _text(superseded).split(" ", 1)
+            metadata._grace_ends_at = int(grace_ends_at)
+        metadata._login = None if login is None else _text(login)
     except SessionStorageError:
         raise
     except Exception as error:
@@ -293,27 +303,14 @@ def decode(
     return metadata
 
 
-_TIMES = ("_created_at", "_accessed_at", "_expires_at", "_authenticated_at")
-
-
 def check_types(metadata: object) -> None:
-    """Raise `TypeError` unless `metadata` is a `SessionMetadata` whose every
-    field has its type: a serializer's output is data from outside (another
-    release, another app on the server, a hand edit) and a wrong type would
-    break the policy's comparisons far from here. O(1)."""
+    """Raise `TypeError` unless `metadata` is a `SessionMetadata` whose
+    fields that the plain fields do not overrule (ip, device, subject) have
+    their types: a serializer's output is data from outside (another
+    release, another app on the server, a hand edit), and a wrong type
+    would break a comparison far from here. O(1)."""
     if not isinstance(metadata, SessionMetadata):
         raise TypeError(f"the serializer returned a {type(metadata).__name__}")
-    for name in _TIMES:
-        if type(getattr(metadata, name)) is not int:
-            raise TypeError(f"{name[1:]} is not an int")
-    for name in ("_idle", "_grace_ends_at"):
-        value = getattr(metadata, name)
-        if value is not None and type(value) is not int:
-            raise TypeError(f"{name[1:]} is not an int")
-    for name in ("_renewed_by", "_login"):
-        value = getattr(metadata, name)
-        if value is not None and type(value) is not str:
-            raise TypeError(f"{name[1:]} is not a str")
     if type(metadata._ip) is not str or type(metadata._subject) is not str:
         raise TypeError("ip or subject is not a str")
     device = metadata._device

@@ -187,8 +187,7 @@ class RedisSessionStorage(RedisStorageCore):
             handles = self._client.zrangebyscore(index, f"({now}", "+inf")
             if not handles:
                 return []
-            keys, args = self._read_sessions_call(subject, handles)
-            reply = self._scripts.read_sessions(keys, args)
+            reply = self._scripts.read_sessions(self._read_sessions_call(subject, handles))
         return self._after_read_all(subject, reply, now)
 
     def delete(
@@ -346,8 +345,8 @@ class AsyncRedisSessionStorage(RedisStorageCore):
             handles = await self._client.zrangebyscore(index, f"({now}", "+inf")
             if not handles:
                 return []
-            keys, args = self._read_sessions_call(subject, handles)
-            reply = await self._scripts.read_sessions(keys, args)
+            keys = self._read_sessions_call(subject, handles)
+            reply = await self._scripts.read_sessions(keys)
         return self._after_read_all(subject, reply, now)
 
     async def delete(

@@ -1,10 +1,10 @@
 -- Delete one session.
--- KEYS: session, index, call marker. ARGV: handle, '1' to return its fields.
+-- KEYS: session, index, call marker. ARGV: '1' to return its fields.
 -- Returns {} if nothing was removed, else {1} or {1, FIELDS...}; a retry of
 -- this call returns what the attempt that ran removed.
-redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], handle_of(KEYS[1]))
 local fields = nil
-if ARGV[2] == '1' then fields = redis.call('HMGET', KEYS[1], unpack(FIELDS)) end
+if ARGV[1] == '1' then fields = redis.call('HMGET', KEYS[1], unpack(FIELDS)) end
 if redis.call('DEL', KEYS[1]) == 0 then return earlier(KEYS[3]) or {} end
 local reply = {1}
 if fields then

@@ -1,9 +1,9 @@
 -- Delete several sessions of one subject: all of them, one login, or all
 -- but one login.
--- KEYS: index, call marker, then the session key of each handle in ARGV.
+-- KEYS: index, call marker, then the session keys of the handles the
+--       storage just read from the index.
 -- ARGV: mode ('all', 'login', 'others'), '1' to return the fields, login
---       (mode 'login') or the handle to keep (mode 'others'), now, then the
---       handles the storage read from the index.
+--       (mode 'login') or the handle to keep (mode 'others'), now.
 -- Returns {count, handle, FIELDS..., ...}; {-1} in mode 'others' when the
 -- session to keep is not live at now; {-2} when the index holds a handle
 -- the storage did not pass (it changed since it was read: list it again).
@@ -11,8 +11,11 @@
 local done = earlier(KEYS[2])
 if done then return done end
 local index, mode, want = KEYS[1], ARGV[1], ARGV[2] == '1'
-local position = {}
-for i = 5, #ARGV do position[ARGV[i]] = i - 2 end
+local handles, position = {}, {}
+for i = 3, #KEYS do
+  handles[i] = handle_of(KEYS[i])
+  position[handles[i]] = i
+end
 local members = redis.call('ZRANGE', index, 0, -1)
 for i = 1, #members do
   if not position[members[i]] then return {-2} end
@@ -28,8 +31,8 @@ elseif mode == 'others' then
   login = redis.call('HGET', KEYS[at], 'login') or ARGV[3]
 end
 local reply = {0}
-for i = 5, #ARGV do
-  local handle, key = ARGV[i], KEYS[i - 2]
+for i = 3, #KEYS do
+  local handle, key = handles[i], KEYS[i]
   local doomed = true
   if mode ~= 'all' then
     local of = redis.call('HGET', key, 'login') or handle
