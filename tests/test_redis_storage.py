@@ -27,13 +27,16 @@ from usersession import (
     InvalidTypeError,
     ManualClock,
     SessionContext,
+    SessionDeviceMismatchError,
     SessionExpiredError,
     SessionMetadata,
     SessionNotFoundError,
     SessionStorageError,
     Timeouts,
     UserSessionManager,
+    check_same_device_if_known,
 )
+from usersession.storage._redis_scripts import SOURCES
 from usersession.storage.redis import JsonSerializer, RedisSessionStorage
 
 LAPTOP = SessionContext("10.0.0.1", Device("Firefox", "desktop"), {"city": "Oslo", "lat": 59.9})
@@ -761,3 +764,89 @@ def test_every_script_ships_as_package_data() -> None:
     shipped = resources.files("usersession.storage") / "lua"
     for name in (*SCRIPT_NAMES, "common"):
         assert "redis.call" in (shipped / f"{name}.lua").read_text(encoding="utf-8"), name
+
+
+# -- round trips ----------------------------------------------------------------------
+
+
+class CountingRedis(redis.Redis):
+    """A client that counts the commands it sends (one per round trip here:
+    nothing is pipelined)."""
+
+    sent: list[str]
+
+    def execute_command(self, *args: object, **options: object) -> object:
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+@pytest.fixture
+def counting(redis_server: RedisServer) -> Iterator[CountingRedis]:
+    client = CountingRedis(port=redis_server.port)
+    client.sent = []
+    for source in SOURCES.values():  # loaded, as on a server in use
+        client.script_load(source)
+    yield client
+    client.close()
+
+
+def round_trips(client: CountingRedis, operation: object) -> int:
+    client.sent.clear()
+    assert callable(operation)
+    operation()
+    return len(client.sent)
+
+
+def test_a_read_is_one_round_trip_whatever_it_finds(
+    counting: CountingRedis, clock: ManualClock
+) -> None:
+    storage = RedisSessionStorage(counting, key_prefix=unique_prefix(), clock=clock)
+    manager = manager_on(storage, timeouts=Timeouts(idle=100, renewal=600, renewal_grace=30))
+    session_id = manager.create("uid1", LAPTOP)
+    idle = manager.create("uid1", LAPTOP)
+    assert round_trips(counting, lambda: manager.create("uid1", LAPTOP)) == 1
+    clock.advance(50)
+    assert round_trips(counting, lambda: manager.read("uid1", session_id, LAPTOP)) == 1
+    clock.advance(60)  # 110 s: idle was read last at 0
+
+    def read_idle() -> None:
+        with pytest.raises(SessionExpiredError):
+            manager.read("uid1", idle, LAPTOP)
+
+    def read_from_another_device() -> None:
+        with pytest.raises(SessionDeviceMismatchError):
+            manager.read("uid1", session_id, PHONE)
+
+    def read_unknown() -> None:
+        with pytest.raises(SessionNotFoundError):
+            manager.read("uid1", "no such session", LAPTOP)
+
+    assert round_trips(counting, read_idle) == 1
+    assert round_trips(counting, read_from_another_device) == 1
+    assert round_trips(counting, read_unknown) == 1
+    assert round_trips(counting, lambda: manager.delete("uid1", session_id)) == 1
+
+
+def test_a_custom_read_hook_costs_a_read_a_second_round_trip(
+    counting: CountingRedis, clock: ManualClock
+) -> None:
+    storage = RedisSessionStorage(counting, key_prefix=unique_prefix(), clock=clock)
+    manager = manager_on(storage, read_hook=check_same_device_if_known)
+    session_id = manager.create("uid1", LAPTOP)
+    clock.advance(1)
+    assert round_trips(counting, lambda: manager.read("uid1", session_id, LAPTOP)) == 2
+    assert manager.read("uid1", session_id, LAPTOP)[0].accessed_at == clock()
+
+
+def test_a_read_that_finds_nothing_due_writes_nothing(
+    client: redis.Redis, storage: RedisSessionStorage, clock: ManualClock
+) -> None:
+    """A session read twice in one second: the second read's script runs
+    no write command (nothing to replicate, nothing to persist)."""
+    manager = manager_on(storage)
+    session_id = manager.create("uid1", LAPTOP)
+    clock.advance(1)
+    manager.read("uid1", session_id, LAPTOP)
+    changes = client.info("persistence")["rdb_changes_since_last_save"]
+    assert manager.read("uid1", session_id, LAPTOP)[0].accessed_at == clock()
+    assert client.info("persistence")["rdb_changes_since_last_save"] == changes
