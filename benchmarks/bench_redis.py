@@ -18,13 +18,15 @@ in one run, at 1, 32 and 128 calls in flight:
   Starlette's server-side sessions), with the JSON a middleware would
   serialise: write, read, remove.
 
-Rounds interleave the sides (the order rotates), so a noisy machine slows
-all alike. Each round creates N sessions (10 per subject), reads each once
-in random order, lists each subject once (usersession only), then deletes
-each. Figures: median ops/s over the rounds, the ratio to the floor (same
-round), and the server's CPU per operation (`INFO cpu`, user + system,
-around each phase) with the `INFO commandstats` microseconds of the
-commands the phase sent. `--json` writes everything.
+Each round creates N sessions per side (10 per subject), reads each once in
+random order, lists each subject once (usersession only), then deletes
+each, in batches of 500 (4x the width when larger): every batch runs on
+every side back to back, the order rotating, so the sides of one batch see
+the same machine (a shared machine's noise hits them alike). Figures: the
+median ops/s over all batches of all rounds; the ratio to the floor taken
+batch by batch (median of the per-batch ratios); the server's CPU per
+operation (`INFO cpu`, user + system, around each batch), with the `INFO
+commandstats` microseconds in the JSON. `--json` writes everything.
 """
 
 from __future__ import annotations
@@ -126,29 +128,10 @@ class ServerMeter:
         return (after[0] - before[0]) * 1e6 / count, usec / count
 
 
-Figures = dict[str, tuple[float, float, float]]
-"""operation -> (ops/s, server CPU us/op, commandstats us/op)."""
+Sample = tuple[float, float, float]
+"""One batch of one side: (ops/s, server CPU us/op, commandstats us/op)."""
 
-
-async def phase(
-    into: Figures,
-    meter: ServerMeter,
-    operation: str,
-    calls: Sequence[Callable[[], Awaitable[Any]]],
-    width: int,
-) -> list[Any]:
-    gc.collect()
-    gc.disable()
-    before = meter.snapshot()
-    started = time.perf_counter()
-    try:
-        results = await in_parallel(calls, width)
-    finally:
-        elapsed = time.perf_counter() - started
-        gc.enable()
-    cpu, commands = ServerMeter.delta(before, meter.snapshot(), len(calls))
-    into[operation] = (len(calls) / elapsed, cpu, commands)
-    return results
+Samples = dict[tuple[str, int, str], list[Sample]]
 
 
 def workload(n: int) -> tuple[list[str], list[int]]:
@@ -159,140 +142,142 @@ def workload(n: int) -> tuple[list[str], list[int]]:
     return subjects, order
 
 
-async def run_floor(client: Any, meter: ServerMeter, n: int, width: int) -> Figures:
-    figures: Figures = {}
-    prefix = f"floor-{uuid.uuid4().hex[:8]}:"
-    keys = [f"{prefix}{uuid.uuid4().hex}" for _ in range(n)]
-    _, order = workload(n)
-    await phase(
-        figures,
-        meter,
-        "create",
-        [lambda key=key: client.set(key, BLOB, ex=SESSION_TTL) for key in keys],
-        width,
-    )
-    await phase(figures, meter, "read", [lambda key=keys[i]: client.get(key) for i in order], width)
-    await phase(
-        figures, meter, "delete", [lambda key=keys[i]: client.delete(key) for i in order], width
-    )
-    return figures
+class Side:
+    """One side's client and sessions; `calls(operation, batch)` gives the
+    calls of one batch (the sessions whose positions `batch` holds)."""
 
+    def __init__(self, name: str, client: Any, n: int) -> None:
+        self.name = name
+        self.client = client
+        self.subjects, self.order = workload(n)
+        self.ids: list[Any] = [None] * n
+        self.clock = ManualClock(START)
+        tag = uuid.uuid4().hex[:8]
+        self.prefix = f"floor-{tag}:"
+        if name == "usersession":
+            storage = AsyncRedisSessionStorage(client, key_prefix=f"bench-{tag}", clock=self.clock)
+            self.manager = AsyncUserSessionManager(storage, session_ttl=SESSION_TTL)
+        elif name == "starsessions":
+            self.store = RedisStore(connection=client, prefix=f"star-{tag}.")
+            self.session = json.loads(BLOB)
 
-async def run_usersession(client: Any, meter: ServerMeter, n: int, width: int) -> Figures:
-    figures: Figures = {}
-    clock = ManualClock(START)
-    storage = AsyncRedisSessionStorage(
-        client, key_prefix=f"bench-{uuid.uuid4().hex[:8]}", clock=clock
-    )
-    manager = AsyncUserSessionManager(storage, session_ttl=SESSION_TTL)
-    subjects, order = workload(n)
-    ids = await phase(
-        figures,
-        meter,
-        "create",
-        [lambda subject=subject: manager.create(subject, CONTEXT) for subject in subjects],
-        width,
-    )
-    clock.advance(1)  # so that every read writes its touch
-    await phase(
-        figures,
-        meter,
-        "read",
-        [lambda i=i: manager.read(subjects[i], ids[i], CONTEXT) for i in order],
-        width,
-    )
-    await phase(
-        figures,
-        meter,
-        "read_all",
-        [lambda subject=subject: manager.read_all(subject) for subject in sorted(set(subjects))],
-        width,
-    )
-    await phase(
-        figures,
-        meter,
-        "delete",
-        [lambda i=i: manager.delete(subjects[i], ids[i]) for i in order],
-        width,
-    )
-    return figures
+    def calls(self, operation: str, batch: range) -> list[Callable[[], Awaitable[Any]]]:
+        name, subjects, ids = self.name, self.subjects, self.ids
+        if operation == "create":
+            create = {"floor": self._set, "starsessions": self._write}.get(name, self._create)
+            return [lambda i=i: create(i) for i in batch]
+        if operation == "read_all":
+            distinct = sorted({subjects[i] for i in batch})
+            return [lambda s=s: self.manager.read_all(s) for s in distinct]
+        positions = [self.order[i] for i in batch]
+        if operation == "read":
+            if name == "floor":
+                return [lambda i=i: self.client.get(ids[i]) for i in positions]
+            if name == "starsessions":
+                return [lambda i=i: self._read(ids[i]) for i in positions]
+            return [lambda i=i: self.manager.read(subjects[i], ids[i], CONTEXT) for i in positions]
+        if name == "floor":
+            return [lambda i=i: self.client.delete(ids[i]) for i in positions]
+        if name == "starsessions":
+            return [lambda i=i: self.store.remove(ids[i]) for i in positions]
+        return [lambda i=i: self.manager.delete(subjects[i], ids[i]) for i in positions]
 
+    async def _set(self, index: int) -> None:
+        key = self.ids[index] = f"{self.prefix}{uuid.uuid4().hex}"
+        await self.client.set(key, BLOB, ex=SESSION_TTL)
 
-async def run_starsessions(client: Any, meter: ServerMeter, n: int, width: int) -> Figures:
-    figures: Figures = {}
-    if RedisStore is None:
-        return figures
-    store = RedisStore(connection=client, prefix=f"star-{uuid.uuid4().hex[:8]}.")
-    ids = [uuid.uuid4().hex for _ in range(n)]
-    _, order = workload(n)
-    session = json.loads(BLOB)
-
-    async def write(session_id: str) -> str:
+    async def _write(self, index: int) -> None:
         # What the middleware does: serialise the session, then write it.
-        return str(await store.write(session_id, json.dumps(session).encode(), 0, SESSION_TTL))
+        session_id = self.ids[index] = uuid.uuid4().hex
+        await self.store.write(session_id, json.dumps(self.session).encode(), 0, SESSION_TTL)
 
-    async def read(session_id: str) -> object:
-        return json.loads(await store.read(session_id, SESSION_TTL) or b"{}")
+    async def _read(self, session_id: str) -> object:
+        return json.loads(await self.store.read(session_id, SESSION_TTL) or b"{}")
 
-    await phase(figures, meter, "create", [lambda i=i: write(i) for i in ids], width)
-    await phase(figures, meter, "read", [lambda i=ids[i]: read(i) for i in order], width)
-    await phase(figures, meter, "delete", [lambda i=ids[i]: store.remove(i) for i in order], width)
-    return figures
-
-
-RUNNERS = {"floor": run_floor, "usersession": run_usersession, "starsessions": run_starsessions}
+    async def _create(self, index: int) -> None:
+        self.ids[index] = await self.manager.create(self.subjects[index], CONTEXT)
 
 
-async def measure(side: str, url: str, n: int, width: int, meter: ServerMeter) -> Figures:
-    pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=width, timeout=10)
-    client = redis.asyncio.Redis(connection_pool=pool)
+async def timed_batch(
+    meter: ServerMeter, calls: Sequence[Callable[[], Awaitable[Any]]], width: int
+) -> Sample:
+    gc.disable()
+    before = meter.snapshot()
+    started = time.perf_counter()
     try:
+        await in_parallel(calls, width)
+    finally:
+        elapsed = time.perf_counter() - started
+        gc.enable()
+    cpu, commands = ServerMeter.delta(before, meter.snapshot(), len(calls))
+    return len(calls) / elapsed, cpu, commands
+
+
+async def measure_width(url: str, n: int, width: int, meter: ServerMeter, into: Samples) -> None:
+    """Every side at `width` calls in flight, in batches: each batch runs on
+    every side back to back (the order rotating), so the sides of one batch
+    see the same machine; ratios are taken batch by batch."""
+    names = [name for name in SIDES if name != "starsessions" or RedisStore is not None]
+    clients = []
+    for _ in names:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=width, timeout=10)
+        client = redis.asyncio.Redis(connection_pool=pool)
         # Every connection of the pool open before the clock starts.
         await in_parallel([client.ping] * width * 2, width)
-        return await RUNNERS[side](client, meter, n, width)
+        clients.append(client)
+    sides = [Side(name, client, n) for name, client in zip(names, clients, strict=True)]
+    size = max(500, 4 * width)
+    batches = [range(start, min(start + size, n)) for start in range(0, n, size)]
+    try:
+        for operation in OPERATIONS:
+            if operation == "read":
+                for side in sides:
+                    side.clock.advance(1)  # so that every read writes its touch
+            for number, batch in enumerate(batches):
+                shift = number % len(sides)
+                for side in sides[shift:] + sides[:shift]:
+                    if operation == "read_all" and side.name != "usersession":
+                        continue
+                    sample = await timed_batch(meter, side.calls(operation, batch), width)
+                    into.setdefault((side.name, width, operation), []).append(sample)
     finally:
-        await client.aclose()
-        await pool.disconnect()
+        for client in clients:
+            await client.aclose()
+            await client.connection_pool.disconnect()
 
 
 def number(value: float) -> str:
     return f"{value / 1e3:.1f}k" if value >= 1e3 else f"{value:.0f}"
 
 
-def report(
-    samples: dict[tuple[str, int, str], list[tuple[float, float, float]]], widths: list[int]
-) -> str:
-    header = [
-        "op",
-        "in flight",
-        "floor ops/s",
-        "usersession ops/s",
-        "starsessions ops/s",
-        "server CPU us/op (floor/usersession/starsessions)",
-    ]
+def paired(samples: Samples, side: str, width: int, operation: str, k: int) -> float:
+    """The median over batches of side / floor, batch by batch (each pair
+    ran back to back)."""
+    mine = samples[(side, width, operation)]
+    floor = samples[("floor", width, operation)]
+    return statistics.median(a[k] / b[k] for a, b in zip(mine, floor, strict=True))
+
+
+def report(samples: Samples, widths: list[int]) -> str:
+    header = ["op", "in flight", *(f"{side} ops/s" for side in SIDES)]
+    header.append("server CPU us/op (" + " / ".join(SIDES) + ")")
     rows = [header]
     for operation in OPERATIONS:
         for width in widths:
-            medians: dict[str, tuple[float, float, float] | None] = {}
-            for side in SIDES:
-                values = samples.get((side, width, operation), [])
-                medians[side] = (
-                    tuple(statistics.median(v[k] for v in values) for k in range(3))  # type: ignore[misc]
-                    if values
-                    else None
-                )
-            floor = medians["floor"]
             cells = [operation, str(width)]
+            cpu = []
             for side in SIDES:
-                median = medians[side]
-                if median is None:
+                values = samples.get((side, width, operation))
+                if not values:
                     cells.append("-")
+                    cpu.append("-")
                     continue
-                cell = f"{number(median[0])}"
-                if side != "floor" and floor is not None:
-                    cell += f" ({median[0] / floor[0]:.2f}x)"
+                cell = number(statistics.median(v[0] for v in values))
+                if side != "floor" and ("floor", width, operation) in samples:
+                    cell += f" ({paired(samples, side, width, operation, 0):.2f}x)"
                 cells.append(cell)
-            cells.append(" / ".join("-" if m is None else f"{m[1]:.1f}" for m in medians.values()))
+                cpu.append(f"{statistics.median(v[1] for v in values):.1f}")
+            cells.append(" / ".join(cpu))
             rows.append(cells)
     column_widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
@@ -303,24 +288,15 @@ def report(
     return "\n".join(lines)
 
 
-def targets(
-    samples: dict[tuple[str, int, str], list[tuple[float, float, float]]], widths: list[int]
-) -> list[str]:
-    """Issue 11's targets: ratios to the floor, median over the rounds."""
-
-    def median(side: str, width: int, operation: str, k: int) -> float:
-        return statistics.median(v[k] for v in samples[(side, width, operation)])
-
+def targets(samples: Samples, widths: list[int]) -> list[str]:
+    """Issue 11's targets: paired ratios to the floor, median over batches."""
     lines = []
     for operation, goal in (("read", 0.55), ("create", 0.70), ("delete", 0.70)):
-        ratios = [
-            median("usersession", w, operation, 0) / median("floor", w, operation, 0)
-            for w in widths
-        ]
+        ratios = [paired(samples, "usersession", w, operation, 0) for w in widths]
         met = "met" if min(ratios) >= goal else "MISSED"
         shown = ", ".join(f"{r:.2f}x" for r in ratios)
         lines.append(f"  {operation:<7} >= {goal:.2f}x of the floor at every width: {shown}  {met}")
-    cpu = [median("usersession", w, "read", 1) / median("floor", w, "read", 1) for w in widths]
+    cpu = [paired(samples, "usersession", w, "read", 1) for w in widths]
     shown = ", ".join(f"{r:.2f}x" for r in cpu)
     met = "met" if max(cpu) <= 3 else "MISSED"
     lines.append(f"  server CPU per read <= 3x a GET: {shown}  {met}")
@@ -369,14 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{' + hiredis' if hiredis else ''}, Python {platform.python_version()}, "
             f"{platform.machine()}; starsessions {'present' if RedisStore else 'absent'}"
         )
-        samples: dict[tuple[str, int, str], list[tuple[float, float, float]]] = {}
+        samples: Samples = {}
         for round_index in range(args.rounds):
             for width in args.widths:
-                shift = round_index % len(SIDES)
-                for side in SIDES[shift:] + SIDES[:shift]:
-                    figures = asyncio.run(measure(side, url, args.n, width, meter))
-                    for operation, value in figures.items():
-                        samples.setdefault((side, width, operation), []).append(value)
+                asyncio.run(measure_width(url, args.n, width, meter, samples))
             print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
         print(report(samples, args.widths))
         print("targets (issue 11):")

@@ -41,7 +41,7 @@ from ._redis_records import (
     decode,
     decode_listed,
     device_key,
-    record_fields,
+    static_field,
 )
 from .protocol import DeleteReason, Listener, ReadRules
 
@@ -201,15 +201,20 @@ class RedisStorageCore:
     def _insert_call(
         self, subject: str, handle: str, metadata: SessionMetadata
     ) -> tuple[list[str], list[bytes | str | int]]:
-        """INSERT: the session is stored as of its `created_at`, the manager's `now`."""
+        """INSERT: the session is stored as of its `accessed_at` (a new
+        session's `created_at`: the manager's `now`)."""
         tag = self._layout.subject_tag(subject)
         metadata._subject = subject
+        # Few arguments: redis-py's asyncio client packs each in Python.
         args: list[bytes | str | int] = [
-            metadata._created_at,
+            metadata._accessed_at,
             deadline(metadata)[0],
             self._token(),
+            self._serializer.dumps(metadata),
+            static_field(metadata),
         ]
-        args += record_fields(self._serializer, metadata)
+        if metadata._login is not None:
+            args.append(metadata._login)
         return [f"{tag}:session:{handle}", tag + ":index"], args
 
     def _read_call(
@@ -228,7 +233,7 @@ class RedisStorageCore:
         if rules is None:
             return keys, [now, "p - - 0"]
         renewal, absolute, checks = rules.renewal, rules.absolute, rules.checks_device
-        # Few arguments: redis-py packs each in Python (bench_redis.py).
+        # Few arguments: redis-py's asyncio client packs each in Python.
         flags = (
             f"{'a' if checks else 'j'} {'-' if renewal is None else renewal} "
             f"{'-' if absolute is None else absolute} {WANT[renew_now]}"
@@ -263,8 +268,9 @@ class RedisStorageCore:
             new_metadata._created_at,  # the manager's `now`
             deadline(new_metadata)[0],
             handle if login is None else login,
+            self._serializer.dumps(new_metadata),
+            static_field(new_metadata),
         ]
-        args += record_fields(self._serializer, new_metadata)
         return keys, args
 
     def _delete_call(self, subject: str, handle: str) -> tuple[list[str], list[str]]:

@@ -1,7 +1,8 @@
 -- Supersede a session and insert its successor, exactly once.
 -- KEYS: old session, new session, index.
--- ARGV: grace_ends_at, claim (renewed_by), now, new deadline, login key,
---       then the successor's field/value pairs.
+-- ARGV: grace_ends_at, claim (renewed_by), now (the successor's created_at
+--       and accessed_at), new deadline, login key, the successor's metadata
+--       and static.
 -- Returns {0} if the old session is gone, {1, renewed_by} if it was
 -- superseded already (a retry of this call finds its own claim there),
 -- {2, renewed_by} if this call superseded it, {3} if the new id is taken.
@@ -24,6 +25,7 @@ else
   redis.call('ZREM', KEYS[3], old)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-redis.call('HSET', KEYS[2], 'call', ARGV[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], 'call', ARGV[2], 'metadata', ARGV[6], 'accessed_at', ARGV[3],
+           'static', ARGV[7], 'login', ARGV[5])
 file(KEYS[2], KEYS[3], handle_of(KEYS[2]), now, tonumber(ARGV[4]))
 return {2, ARGV[2]}
