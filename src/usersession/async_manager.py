@@ -85,6 +85,9 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
             if metadata is None:
                 raise self._not_found(session_id, subject)
             verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
+            if verdict is Verdict.TOUCH:
+                await storage.touch(subject, session_id, metadata, now)
+                return metadata, None
             applied = False
         else:
             # One round trip: the storage judged, and applied what it could.
@@ -93,10 +96,10 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
             )
             metadata = self._settle(subject, session_id, context, found, verdict)
             applied = self._rules.checks_device
-        if verdict is Verdict.TOUCH:
-            if not applied:
-                await storage.touch(subject, session_id, metadata, now)
-            return metadata, None
+            if verdict is Verdict.TOUCH:
+                if not applied:
+                    await storage.touch(subject, session_id, metadata, now)
+                return metadata, None
         if verdict is Verdict.GRACE:
             return metadata, None
         if verdict is Verdict.IDLE:

@@ -506,6 +506,9 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
             if metadata is None:
                 raise self._not_found(session_id, subject)
             verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
+            if verdict is Verdict.TOUCH:
+                storage.touch(subject, session_id, metadata, now)
+                return metadata, None
             applied = False
         else:
             # One round trip: the storage judged, and applied what it could.
@@ -514,10 +517,10 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
             )
             metadata = self._settle(subject, session_id, context, found, verdict)
             applied = self._rules.checks_device
-        if verdict is Verdict.TOUCH:
-            if not applied:
-                storage.touch(subject, session_id, metadata, now)
-            return metadata, None
+            if verdict is Verdict.TOUCH:
+                if not applied:
+                    storage.touch(subject, session_id, metadata, now)
+                return metadata, None
         if verdict is Verdict.GRACE:
             return metadata, None
         if verdict is Verdict.IDLE:
