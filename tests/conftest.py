@@ -15,6 +15,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import usersession
+from tests.redis_cluster import (  # noqa: F401  (redis_cluster is a fixture)
+    cluster_managers,
+    redis_cluster,
+)
 from tests.redis_server import (  # noqa: F401  (redis_server is a fixture)
     EventLoopThread,
     SyncFacade,
@@ -58,8 +62,10 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-STORAGE_KINDS = ["memory", "memory-async", "redis", "redis-async"]
-""""memory-async" is `AsyncUserSessionManager` over `InMemorySessionStorage`."""
+STORAGE_KINDS = ["memory", "memory-async", "redis", "redis-async", "cluster", "cluster-async"]
+""""memory-async" is `AsyncUserSessionManager` over `InMemorySessionStorage`;
+"cluster" and "cluster-async" run on a 3-master Redis Cluster on loopback,
+with scripts that fail on any key they do not declare."""
 
 
 @pytest.fixture(params=STORAGE_KINDS)
@@ -86,5 +92,7 @@ def make_manager(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator
             loop.close()
     elif kind in ("redis", "redis-async"):
         yield from redis_managers(request, clock, kind)
+    elif kind in ("cluster", "cluster-async"):
+        yield from cluster_managers(request, clock, kind)
     else:  # pragma: no cover - a new kind must be wired here
         raise AssertionError(f"unknown storage kind {kind}")

@@ -14,6 +14,7 @@ behaviour tests drive an `AsyncUserSessionManager`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import os
@@ -53,10 +54,12 @@ def free_port() -> int:
 class RedisServer:
     """One `redis-server` process on 127.0.0.1, restartable on the same port."""
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    def __init__(self, binary: str, port: int | None = None, *options: str) -> None:
         self.binary = binary
         self.port = free_port() if port is None else port
-        self._dir = tempfile.mkdtemp(prefix="usersession-redis-")
+        self.options = list(options)
+        self.config_file: list[str] = []
+        self.dir = tempfile.mkdtemp(prefix="usersession-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,22 +68,13 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and wait until it answers PING."""
+        # A config file (a sentinel's) must come first on the command line.
+        command = [self.binary, *self.config_file]
+        command += ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir]
+        if not self.config_file:
+            command += ["--save", "", "--appendonly", "no"]
         self._process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [*command, *self.options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
@@ -110,6 +104,13 @@ class RedisServer:
                 process.kill()
                 process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the server dies at once, as in a crash."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
     def restart(self) -> None:
         """Stop and start again on the same port: an empty server."""
         self.stop()
@@ -122,13 +123,15 @@ class RedisServer:
         return redis.asyncio.Redis(port=self.port, **options)
 
 
-def server_binary() -> str:
-    """The path of `redis-server`; fails (CI) or skips (locally) without one."""
-    binary = shutil.which("redis-server")
+def server_binary(name: str = "redis-server") -> str:
+    """The path of `redis-server` (or `redis-cli`); fails (CI) or skips
+    (locally) without one."""
+    binary = shutil.which(name)
     if binary is None:
+        why = NO_SERVER.replace("redis-server is", f"{name} is")
         if os.environ.get("CI"):
-            pytest.fail(NO_SERVER, pytrace=False)
-        pytest.skip(NO_SERVER)
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
     return binary
 
 
@@ -236,3 +239,104 @@ def redis_managers(
     finally:
         loop.run(async_client.aclose())
         loop.close()
+
+
+class LossyProxy:
+    """A TCP proxy on loopback in front of a Redis server that can lose a
+    reply: `lose_reply(b"EVALSHA", skip=n)` lets the server run the
+    (n+1)-th EVALSHA sent from now on, then drops its reply and closes the
+    client's connection, as a network failure after the fact would. The
+    client sees a ConnectionError for a command the server did run, and
+    redis-py retries it on a new connection."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._command: bytes | None = None
+        self._skip = 0
+        self._armed: set[int] = set()
+        self.lost = 0
+        self._sockets: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def lose_reply(self, command: bytes = b"EVALSHA", skip: int = 0) -> None:
+        """Lose the reply to the (skip+1)-th `command` sent from now on."""
+        with self._lock:
+            self._command, self._skip = command, skip
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self._target_port))
+            with self._lock:
+                self._sockets += [client, server]
+            threading.Thread(target=self._upstream, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(client, server), daemon=True).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket) -> None:
+        marker = b""
+        while True:
+            try:
+                data = client.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                self._close(client, server)
+                return
+            with self._lock:
+                if self._command is not None:
+                    marker = f"${len(self._command)}\r\n".encode() + self._command + b"\r\n"
+                    if marker in data.upper():
+                        if self._skip == 0:
+                            self._armed.add(id(server))
+                            self._command = None
+                        else:
+                            self._skip -= 1
+            try:
+                server.sendall(data)
+            except OSError:
+                self._close(client, server)
+                return
+
+    def _downstream(self, client: socket.socket, server: socket.socket) -> None:
+        while True:
+            try:
+                data = server.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                self._close(client, server)
+                return
+            with self._lock:
+                lose = id(server) in self._armed
+                self._armed.discard(id(server))
+                if lose:
+                    self.lost += 1
+            if lose:
+                self._close(client, server)
+                return
+            try:
+                client.sendall(data)
+            except OSError:
+                self._close(client, server)
+                return
+
+    @staticmethod
+    def _close(*sockets: socket.socket) -> None:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        self._close(*sockets)

@@ -8,6 +8,7 @@ The behaviour shared with the in-memory storage is pinned down by the
 
 from __future__ import annotations
 
+import json
 import pickle
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
+from tests.conftest import START
 from tests.redis_server import RedisServer, unique_prefix
 from usersession import (
     DeleteReason,
@@ -25,13 +27,16 @@ from usersession import (
     InvalidTypeError,
     ManualClock,
     SessionContext,
+    SessionDeviceMismatchError,
     SessionExpiredError,
     SessionMetadata,
     SessionNotFoundError,
     SessionStorageError,
     Timeouts,
     UserSessionManager,
+    check_same_device_if_known,
 )
+from usersession.storage._redis_scripts import SOURCES
 from usersession.storage.redis import JsonSerializer, RedisSessionStorage
 
 LAPTOP = SessionContext("10.0.0.1", Device("Firefox", "desktop"), {"city": "Oslo", "lat": 59.9})
@@ -59,7 +64,13 @@ def manager_on(storage: RedisSessionStorage, **options: object) -> UserSessionMa
 
 
 def stored_keys(client: redis.Redis, storage: RedisSessionStorage) -> list[bytes]:
-    return sorted(client.scan_iter(match=f"{storage.key_prefix}:*", count=1000))
+    """The session and index keys (not the short-lived call markers)."""
+    keys = client.scan_iter(match=f"{storage.key_prefix}:*", count=1000)
+    return sorted(key for key in keys if b":call:" not in key)
+
+
+def call_markers(client: redis.Redis, storage: RedisSessionStorage) -> list[bytes]:
+    return sorted(client.scan_iter(match=f"{storage.key_prefix}:*:call:*", count=1000))
 
 
 def dump(client: redis.Redis, storage: RedisSessionStorage) -> bytes:
@@ -95,7 +106,8 @@ def test_sessions_are_keyed_by_handle_under_the_subjects_hash_tag(
         [f"{prefix}:{{uid1}}:index".encode(), f"{prefix}:{{uid1}}:session:{handle}".encode()]
     )
     fields = client.hgetall(f"{prefix}:{{uid1}}:session:{handle}")
-    assert set(fields) == {b"metadata", b"accessed_at", b"expires_at"}
+    assert set(fields) == {b"metadata", b"accessed_at", b"static", b"call"}
+    assert fields[b"static"] == f"{START} {START + 3600} {START} - 7:Firefoxdesktop".encode()
     assert client.zrange(f"{prefix}:{{uid1}}:index", 0, -1) == [handle.encode()]
 
 
@@ -174,7 +186,7 @@ def test_a_key_prefix_that_would_break_the_hash_tag_is_refused(
         True,
         [1, "a", None],
         {"city": "Oslo", "pos": [59.9, 10.7]},
-        "ü\ud800",
+        "ü😀\x00\u2028",
     ],
 )
 def test_json_round_trips_every_field_of_the_metadata(location: object) -> None:
@@ -228,6 +240,31 @@ def test_a_location_json_cannot_carry_is_refused_and_nothing_is_stored(
         manager.create("uid1", SessionContext("10.0.0.1", location={1, 2}))
     assert raised.value.code is ErrorCode.INVALID_CONTEXT
     assert stored_keys(client, storage) == []
+
+
+@pytest.mark.parametrize("text", ["\ud83d\ude00", "ü\ud800", "\udfff"])
+def test_a_string_with_a_surrogate_is_refused_and_nothing_is_stored(
+    client: redis.Redis, storage: RedisSessionStorage, text: str
+) -> None:
+    """Issue 12, point 10: JSON writes a surrogate pair with the same escapes
+    as the character it stands for, so "\ud83d\ude00" would come back as
+    "😀", another string. Refused instead, before anything is stored."""
+    manager = manager_on(storage)
+    with pytest.raises(InvalidTypeError) as raised:
+        manager.create("uid1", SessionContext("10.0.0.1", location={"place": [text]}))
+    assert raised.value.code is ErrorCode.INVALID_CONTEXT
+    assert stored_keys(client, storage) == []
+
+
+def test_every_string_the_json_serializer_accepts_comes_back_exactly(
+    storage: RedisSessionStorage,
+) -> None:
+    manager = manager_on(storage)
+    location = {"😀": ["ü", "\x00", "\u2028", "日本", "\U0010ffff"]}
+    context = SessionContext("10.0.0.1", Device("Fire😀fox", "desk\u2028top"), location)
+    session_id = manager.create("uid1", context)
+    metadata, _ = manager.read("uid1", session_id, context)
+    assert (metadata.location, metadata.device) == (location, context.device)
 
 
 class PickleSerializer:
@@ -383,17 +420,22 @@ def test_redis_expires_sessions_and_the_index_on_its_own(
 # -- the index --------------------------------------------------------------------
 
 
-def test_scripts_drop_dead_index_members_and_their_keys(
+def test_scripts_drop_dead_index_members_and_leave_their_keys_to_their_ttl(
     client: redis.Redis, storage: RedisSessionStorage, clock: ManualClock
 ) -> None:
+    """A script touches only the keys it declares (Redis Cluster), so a dead
+    member's key is not deleted by the trim: its TTL, set to the same
+    deadline, removes it; meanwhile it reads as not found (unlisted)."""
     manager = manager_on(storage, session_ttl=100)
-    for _ in range(3):
-        manager.create("uid1", LAPTOP)
+    dead = [manager.create("uid1", LAPTOP) for _ in range(3)]
     clock.advance(100)
     alive = manager.create("uid1", LAPTOP)
     index = storage.layout.index_key("uid1")
     assert client.zrange(index, 0, -1) == [manager.hash(alive).encode()]
-    assert len(stored_keys(client, storage)) == 2
+    for session_id in dead:
+        key = storage.layout.session_key("uid1", manager.hash(session_id))
+        assert 0 < client.pttl(key) <= 100_000
+        assert storage.read("uid1", session_id, clock() - 100) is None
 
 
 def test_read_all_drops_members_whose_key_redis_already_expired(
@@ -404,7 +446,18 @@ def test_read_all_drops_members_whose_key_redis_already_expired(
     kept = manager.create("uid1", LAPTOP)
     client.delete(storage.layout.session_key("uid1", manager.hash(gone)))  # as a TTL would
     assert list(manager.read_all("uid1")) == [manager.hash(kept)]
-    assert client.zrange(storage.layout.index_key("uid1"), 0, -1) == [manager.hash(kept).encode()]
+
+
+def test_a_delete_leaves_only_a_short_lived_marker_for_a_retry_of_itself(
+    client: redis.Redis, storage: RedisSessionStorage
+) -> None:
+    manager = manager_on(storage)
+    session_id = manager.create("uid1", LAPTOP)
+    manager.delete("uid1", session_id)
+    assert stored_keys(client, storage) == []
+    (marker,) = call_markers(client, storage)
+    assert 0 < client.pttl(marker) <= 15_000
+    assert session_id.encode() not in client.get(marker)  # type: ignore[operator]
 
 
 def test_delete_all_removes_the_index_too(
@@ -609,3 +662,191 @@ def test_data_that_cannot_be_read_back_is_a_storage_error(
         manager.read("uid1", session_id, LAPTOP)
     assert "cannot be read back" in str(raised.value)
     assert session_id not in chain_text(raised.value)
+
+
+# -- fail closed (issue 12: points 13 and 14) ---------------------------------------
+
+
+def test_a_session_its_index_no_longer_lists_reads_as_not_found(
+    client: redis.Redis, storage: RedisSessionStorage
+) -> None:
+    """Under maxmemory with an allkeys-* or volatile-lru/lfu/random policy,
+    Redis may evict a subject's index and keep its sessions. Those sessions
+    must not outlive "log out everywhere" unseen: a session its index does
+    not list reads as not found, is not listed, and is not renewed."""
+    manager = manager_on(storage, timeouts=RENEWING)
+    session_ids = [manager.create("uid1", LAPTOP) for _ in range(3)]
+    client.delete(storage.layout.index_key("uid1"))  # what an eviction does
+    for session_id in session_ids:
+        with pytest.raises(SessionNotFoundError):
+            manager.read("uid1", session_id, LAPTOP)
+        with pytest.raises(SessionNotFoundError):
+            manager.renew("uid1", session_id, SessionMetadata("", None, None, 0, 0, 1), LAPTOP)
+    assert manager.read_all("uid1") == {}
+    assert manager.delete_all("uid1") == 0
+    assert manager.logout("uid1", session_ids[0]) == 0
+    for session_id in session_ids:
+        with pytest.raises(SessionNotFoundError):
+            manager.read("uid1", session_id, LAPTOP)
+
+
+def test_the_index_outlives_every_session_even_when_clocks_disagree(
+    client: redis.Redis, storage: RedisSessionStorage, clock: ManualClock
+) -> None:
+    """A host whose clock runs 50 minutes ahead stores a short session: the
+    index must not expire before the long session another host stored."""
+    manager = manager_on(storage, session_ttl=3600)
+    ahead = UserSessionManager(storage, session_ttl=3600, clock=lambda: clock() + 3000)
+    long_lived = manager.create("uid1", LAPTOP)
+    ahead.create("uid1", LAPTOP, ttl=60)
+    key = storage.layout.session_key("uid1", manager.hash(long_lived))
+    assert client.pttl(storage.layout.index_key("uid1")) >= client.pttl(key) + 500
+    assert manager.read("uid1", long_lived, LAPTOP)[1] is None
+
+
+def corrupt_record(client: redis.Redis, key: str, field: str, value: object) -> None:
+    record = json.loads(client.hget(key, "metadata"))  # type: ignore[arg-type]
+    record[field] = value
+    client.hset(key, "metadata", json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("device", "Firefox"), ("device", ["Firefox"]), ("ip", 7), ("subject", None)],
+)
+def test_a_record_with_a_field_of_the_wrong_type_is_a_storage_error_and_hides_no_other(
+    client: redis.Redis, storage: RedisSessionStorage, field: str, value: object
+) -> None:
+    manager = manager_on(storage)
+    bad = manager.create("uid1", LAPTOP)
+    good = manager.create("uid1", LAPTOP)
+    corrupt_record(client, storage.layout.session_key("uid1", manager.hash(bad)), field, value)
+    with pytest.raises(SessionStorageError) as raised:
+        manager.read("uid1", bad, LAPTOP)
+    assert raised.value.code is ErrorCode.STORAGE_FAILURE
+    assert "cannot be read back" in str(raised.value)
+    assert raised.value.subject == "uid1"
+    assert list(manager.read_all("uid1")) == [manager.hash(good)]
+    assert manager.read("uid1", good, LAPTOP)[1] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("static", f"{START} soon {START} 300 "),
+        ("static", f"{START} {START + 3600} {START} soon "),
+        ("static", "garbage"),
+        ("accessed_at", "soon"),
+        ("superseded", "soon elsewhere:1"),
+    ],
+)
+def test_a_plain_field_that_is_not_a_number_is_a_storage_error_and_hides_no_other(
+    client: redis.Redis, storage: RedisSessionStorage, field: str, value: str
+) -> None:
+    """The Lua judge and the Python decoder both refuse it: `expires_at`
+    "soon" is not a session that never expires."""
+    manager = manager_on(storage, timeouts=Timeouts(idle=300))
+    bad = manager.create("uid1", LAPTOP)
+    good = manager.create("uid1", LAPTOP)
+    client.hset(storage.layout.session_key("uid1", manager.hash(bad)), field, value)
+    with pytest.raises(SessionStorageError) as raised:
+        manager.read("uid1", bad, LAPTOP)
+    assert "cannot be read back" in str(raised.value)
+    assert list(manager.read_all("uid1")) == [manager.hash(good)]
+
+
+def test_every_script_ships_as_package_data() -> None:
+    """The scripts are read with importlib.resources, as a wheel holds them."""
+    from importlib import resources  # noqa: PLC0415
+
+    from usersession.storage._redis_scripts import SCRIPT_NAMES  # noqa: PLC0415
+
+    shipped = resources.files("usersession.storage") / "lua"
+    for name in (*SCRIPT_NAMES, "common"):
+        assert "redis.call" in (shipped / f"{name}.lua").read_text(encoding="utf-8"), name
+
+
+# -- round trips ----------------------------------------------------------------------
+
+
+class CountingRedis(redis.Redis):
+    """A client that counts the commands it sends (one per round trip here:
+    nothing is pipelined)."""
+
+    sent: list[str]
+
+    def execute_command(self, *args: object, **options: object) -> object:
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+@pytest.fixture
+def counting(redis_server: RedisServer) -> Iterator[CountingRedis]:
+    client = CountingRedis(port=redis_server.port)
+    client.sent = []
+    for source in SOURCES.values():  # loaded, as on a server in use
+        client.script_load(source)
+    yield client
+    client.close()
+
+
+def round_trips(client: CountingRedis, operation: object) -> int:
+    client.sent.clear()
+    assert callable(operation)
+    operation()
+    return len(client.sent)
+
+
+def test_a_read_is_one_round_trip_whatever_it_finds(
+    counting: CountingRedis, clock: ManualClock
+) -> None:
+    storage = RedisSessionStorage(counting, key_prefix=unique_prefix(), clock=clock)
+    manager = manager_on(storage, timeouts=Timeouts(idle=100, renewal=600, renewal_grace=30))
+    session_id = manager.create("uid1", LAPTOP)
+    idle = manager.create("uid1", LAPTOP)
+    assert round_trips(counting, lambda: manager.create("uid1", LAPTOP)) == 1
+    clock.advance(50)
+    assert round_trips(counting, lambda: manager.read("uid1", session_id, LAPTOP)) == 1
+    clock.advance(60)  # 110 s: idle was read last at 0
+
+    def read_idle() -> None:
+        with pytest.raises(SessionExpiredError):
+            manager.read("uid1", idle, LAPTOP)
+
+    def read_from_another_device() -> None:
+        with pytest.raises(SessionDeviceMismatchError):
+            manager.read("uid1", session_id, PHONE)
+
+    def read_unknown() -> None:
+        with pytest.raises(SessionNotFoundError):
+            manager.read("uid1", "no such session", LAPTOP)
+
+    assert round_trips(counting, read_idle) == 1
+    assert round_trips(counting, read_from_another_device) == 1
+    assert round_trips(counting, read_unknown) == 1
+    assert round_trips(counting, lambda: manager.delete("uid1", session_id)) == 1
+
+
+def test_a_custom_read_hook_costs_a_read_a_second_round_trip(
+    counting: CountingRedis, clock: ManualClock
+) -> None:
+    storage = RedisSessionStorage(counting, key_prefix=unique_prefix(), clock=clock)
+    manager = manager_on(storage, read_hook=check_same_device_if_known)
+    session_id = manager.create("uid1", LAPTOP)
+    clock.advance(1)
+    assert round_trips(counting, lambda: manager.read("uid1", session_id, LAPTOP)) == 2
+    assert manager.read("uid1", session_id, LAPTOP)[0].accessed_at == clock()
+
+
+def test_a_read_that_finds_nothing_due_writes_nothing(
+    client: redis.Redis, storage: RedisSessionStorage, clock: ManualClock
+) -> None:
+    """A session read twice in one second: the second read's script runs
+    no write command (nothing to replicate, nothing to persist)."""
+    manager = manager_on(storage)
+    session_id = manager.create("uid1", LAPTOP)
+    clock.advance(1)
+    manager.read("uid1", session_id, LAPTOP)
+    changes = client.info("persistence")["rdb_changes_since_last_save"]
+    assert manager.read("uid1", session_id, LAPTOP)[0].accessed_at == clock()
+    assert client.info("persistence")["rdb_changes_since_last_save"] == changes

@@ -79,17 +79,32 @@ class AsyncUserSessionManager(_ManagerCore[AsyncSessionStorage]):
         subject = self._check_read(subject, session_id, context)
         now = self._clock()
         storage = self._storage
-        metadata = await storage.read(subject, session_id, now)
-        if metadata is None:
-            raise self._not_found(session_id, subject)
-        verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
-        if verdict is Verdict.TOUCH:
-            await storage.touch(subject, session_id, metadata, now)
-            return metadata, None
+        judged = self._judged
+        if judged is None:
+            metadata = await storage.read(subject, session_id, now)
+            if metadata is None:
+                raise self._not_found(session_id, subject)
+            verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
+            if verdict is Verdict.TOUCH:
+                await storage.touch(subject, session_id, metadata, now)
+                return metadata, None
+            applied = False
+        else:
+            # One round trip: the storage judged, and applied what it could.
+            verdict, found = await judged(
+                subject, session_id, now, self._rules, context.device, renew_now
+            )
+            metadata = self._settle(subject, session_id, context, found, verdict)
+            applied = self._rules.checks_device
+            if verdict is Verdict.TOUCH:
+                if not applied:
+                    await storage.touch(subject, session_id, metadata, now)
+                return metadata, None
         if verdict is Verdict.GRACE:
             return metadata, None
         if verdict is Verdict.IDLE:
-            await storage.delete(subject, session_id, DeleteReason.IDLE)
+            if not applied:
+                await storage.delete(subject, session_id, DeleteReason.IDLE)
             raise self._expired(session_id, subject)
         try:
             return metadata, await self._renew(subject, session_id, metadata, context, now)

@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from ._build import mypyc_attr
 from .clock import Clock, check_clock, system_clock
@@ -47,7 +47,13 @@ from .policy import (
     renewed_metadata,
 )
 from .session import SessionContext, SessionMetadata
-from .storage.protocol import AsyncSessionStorage, DeleteReason, SessionStorage, storage_kind
+from .storage.protocol import (
+    AsyncSessionStorage,
+    DeleteReason,
+    ReadRules,
+    SessionStorage,
+    storage_kind,
+)
 
 _log = logging.getLogger("usersession")
 
@@ -197,6 +203,11 @@ class _ManagerCore(Generic[StorageT]):
             raise InvalidTypeError(ErrorCode.INVALID_OPTION, "read_hook must be callable.")
         if not isinstance(self._renew_hooks, RenewHooks):
             raise InvalidTypeError(ErrorCode.INVALID_OPTION, "renew_hooks must be a RenewHooks.")
+        # A storage that judges reads where the data is (Redis: one round
+        # trip) gets the rules once; the default hook it may apply itself.
+        self._rules = ReadRules(self._renewal, self._absolute, self._read_hook is check_same_device)
+        judged = getattr(self._storage, "read_judged", None)
+        self._judged: Any = judged if callable(judged) else None
         if clock is None:
             clock = getattr(storage, "clock", None) or system_clock
         self._clock: Clock = check_clock(clock)
@@ -305,6 +316,28 @@ class _ManagerCore(Generic[StorageT]):
         if verdict is Verdict.GRACE:
             self._already_renewed(session_id, metadata._renewed_by)
         return verdict
+
+    def _settle(
+        self,
+        subject: str,
+        session_id: str,
+        context: SessionContext,
+        metadata: SessionMetadata | None,
+        verdict: Verdict,
+    ) -> SessionMetadata:
+        """Steps 1-3 of a read that a `JudgingStorage` judged: raise for
+        GONE and WRONG_DEVICE, run a custom read hook (the storage applied
+        the default one), tell the renew hooks of a GRACE. Returns the
+        session; the verdict stands."""
+        if verdict is Verdict.WRONG_DEVICE:
+            raise _device_mismatch(subject, session_id)
+        if verdict is Verdict.GONE or metadata is None:
+            raise self._not_found(session_id, subject)
+        if not self._rules.checks_device:
+            self._read_hook(subject, session_id, context, metadata)
+        if verdict is Verdict.GRACE:
+            self._already_renewed(session_id, metadata._renewed_by)
+        return metadata
 
     def _expired(self, session_id: str, subject: str) -> SessionExpiredError:
         handle = session_handle(session_id)
@@ -497,17 +530,32 @@ class UserSessionManager(_ManagerCore[SessionStorage]):
         subject = self._check_read(subject, session_id, context)
         now = self._clock()
         storage = self._storage
-        metadata = storage.read(subject, session_id, now)
-        if metadata is None:
-            raise self._not_found(session_id, subject)
-        verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
-        if verdict is Verdict.TOUCH:
-            storage.touch(subject, session_id, metadata, now)
-            return metadata, None
+        judged = self._judged
+        if judged is None:
+            metadata = storage.read(subject, session_id, now)
+            if metadata is None:
+                raise self._not_found(session_id, subject)
+            verdict = self._judge(subject, session_id, context, metadata, now, renew_now)
+            if verdict is Verdict.TOUCH:
+                storage.touch(subject, session_id, metadata, now)
+                return metadata, None
+            applied = False
+        else:
+            # One round trip: the storage judged, and applied what it could.
+            verdict, found = judged(
+                subject, session_id, now, self._rules, context.device, renew_now
+            )
+            metadata = self._settle(subject, session_id, context, found, verdict)
+            applied = self._rules.checks_device
+            if verdict is Verdict.TOUCH:
+                if not applied:
+                    storage.touch(subject, session_id, metadata, now)
+                return metadata, None
         if verdict is Verdict.GRACE:
             return metadata, None
         if verdict is Verdict.IDLE:
-            storage.delete(subject, session_id, DeleteReason.IDLE)
+            if not applied:
+                storage.delete(subject, session_id, DeleteReason.IDLE)
             raise self._expired(session_id, subject)
         try:
             return metadata, self._renew(subject, session_id, metadata, context, now)

@@ -1,8 +1,10 @@
 """The rules of a session's life, as plain functions of (metadata, now, timeouts).
 
-No I/O here and no state: the managers (sync and async) and the storages
-(in memory, Redis) all decide with these functions, so a rule exists once.
-Every function is O(1).
+No I/O here and no state: the managers (sync and async) and the in-memory
+storage decide with these functions, so a rule exists once in Python. The
+Redis storage judges a read inside its read script (one round trip); that
+script mirrors `read_verdict` and `deadline` line by line and a property
+test (tests/test_redis_judgement.py) holds it to them. Every function is O(1).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ class Verdict(Enum):
     """Old enough to be renewed: hand out a new session, once."""
     TOUCH = "touch"
     """Alive: record the access and return it."""
+    WRONG_DEVICE = "wrong device"
+    """Refused by the default read hook (`manager.check_same_device`).
+    `read_verdict` never returns it: only a storage that applies that hook
+    itself (`JudgingStorage`, the Redis read script) does."""
 
 
 def read_verdict(

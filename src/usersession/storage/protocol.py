@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import Enum
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from ..session import SessionMetadata
+from ..session import Device, SessionMetadata
+
+if TYPE_CHECKING:
+    from ..policy import Verdict
 
 
 class DeleteReason(Enum):
@@ -151,6 +155,45 @@ class AsyncSessionStorage(Protocol):
     def delete_all(self, subject: str) -> Awaitable[int]: ...
 
     def delete_other_logins(self, subject: str, keep: str, now: int) -> Awaitable[int | None]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRules:
+    """What a manager tells a `JudgingStorage` about how to judge its reads:
+    its renewal age and absolute timeout (`policy.read_verdict`), and
+    whether its read hook is the default `check_same_device`. Only then may
+    the storage apply the verdict itself (touch, or delete an idle session);
+    under a custom hook it judges and writes nothing, and the manager
+    finishes the read once its hook has passed."""
+
+    renewal: int | None
+    absolute: int | None
+    checks_device: bool
+
+
+class JudgingStorage(Protocol):
+    """An optional capability: a storage that judges a read where the data
+    is, in one round trip (`RedisSessionStorage`, whose read script mirrors
+    `policy.read_verdict`). A manager uses `read_judged` instead of `read`
+    when its storage has it; the in-memory storage does not (a read there
+    is a dict lookup, and the manager judges)."""
+
+    def read_judged(
+        self,
+        subject: str,
+        session_id: str,
+        now: int,
+        rules: ReadRules,
+        device: Device | None,
+        renew_now: bool,
+    ) -> tuple[Verdict, SessionMetadata | None]:
+        """The verdict of a read at `now` (`policy.read_verdict`, with
+        `renew_now` turning TOUCH into RENEW) and the session, or
+        `(GONE, None)`. With `rules.checks_device`, `check_same_device`
+        against `device` comes second in the read order (WRONG_DEVICE,
+        None), and the verdict is carried out: TOUCH touched, IDLE deleted
+        (listeners hear IDLE). Otherwise nothing is written."""
+        ...
 
 
 STORAGE_METHODS = (
