@@ -76,10 +76,10 @@ def _state(storage: InMemorySessionStorage) -> dict[str, tuple[object, ...]]:
     }
 
 
-def _grouped(storage: InMemorySessionStorage) -> dict[str, set[str]]:
-    grouped: dict[str, set[str]] = {}
+def _grouped(storage: InMemorySessionStorage) -> dict[str, dict[str, SessionMetadata]]:
+    grouped: dict[str, dict[str, SessionMetadata]] = {}
     for session_id, metadata in storage._sessions.items():
-        grouped.setdefault(metadata._subject, set()).add(session_id)
+        grouped.setdefault(metadata._subject, {})[session_id] = metadata
     return grouped
 
 
@@ -220,7 +220,7 @@ def _assert_refused(path: Path, clock: ManualClock) -> None:
         storage.load(path)
     assert raised.value.code is ErrorCode.SNAPSHOT_INVALID
     assert set(storage._sessions) == {before}
-    assert storage._subjects == {"carol": {before}}
+    assert storage._subjects == {"carol": {before: storage._sessions[before]}}
 
 
 def test_every_truncation_of_a_snapshot_is_refused(clock: ManualClock, tmp_path: Path) -> None:

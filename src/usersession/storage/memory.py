@@ -4,7 +4,7 @@ Three structures, each touched once per operation:
 
 - `_sessions`: session id -> `SessionMetadata` (which also carries its subject
   and the deadline second it is filed under);
-- `_subjects`: subject -> set of session ids;
+- `_subjects`: subject -> {session id: `SessionMetadata`}, the same objects;
 - a `BucketGarbageCollector` that files each session id under its deadline.
 
 Every removal, whatever its reason, goes through `_remove`, which updates the
@@ -118,7 +118,10 @@ class InMemorySessionStorage:
         self._refused = 0
         self.clock: Clock = system_clock if clock is None else check_clock(clock)
         self._sessions: dict[str, SessionMetadata] = {}
-        self._subjects: dict[str, set[str]] = {}
+        # A dict per subject, not a set of ids: a compact dict of 10 costs 27 B
+        # per entry where a set costs 73 (tracemalloc), and listing a subject
+        # finds each session without a lookup in `_sessions`.
+        self._subjects: dict[str, dict[str, SessionMetadata]] = {}
         self._collector: BucketGarbageCollector[str] = BucketGarbageCollector()
         self._listeners: list[Listener] = []
         # Reentrant: listeners run inside the lock and may call back in.
@@ -239,15 +242,15 @@ class InMemorySessionStorage:
         """The subject's active sessions with their handles. O(sessions of
         the subject); a handle is computed once per session, when first listed."""
         with self._lock:
-            sessions = self._sessions
             listed = []
-            for session_id in self._subjects.get(subject, ()):
-                metadata = sessions[session_id]
-                if is_active(metadata, now):
-                    handle = metadata._handle
-                    if handle is None:
-                        handle = metadata._handle = session_handle(session_id)
-                    listed.append((handle, metadata))
+            of_subject = self._subjects.get(subject)
+            if of_subject is not None:
+                for session_id, metadata in of_subject.items():
+                    if is_active(metadata, now):
+                        handle = metadata._handle
+                        if handle is None:
+                            handle = metadata._handle = session_handle(session_id)
+                        listed.append((handle, metadata))
             if now != self._swept_at:
                 self._sweep(now)
             return listed
@@ -282,9 +285,7 @@ class InMemorySessionStorage:
         """Remove every session of the login of the subject's session whose
         handle is `handle`; return how many. O(sessions of the subject)."""
         with self._lock:
-            sessions = self._sessions
-            for session_id in self._subjects.get(subject, ()):
-                metadata = sessions[session_id]
+            for session_id, metadata in self._subjects.get(subject, {}).items():
                 if metadata._handle is None:
                     metadata._handle = session_handle(session_id)
                 if metadata._handle == handle:
@@ -297,7 +298,7 @@ class InMemorySessionStorage:
             session_ids = self._subjects.get(subject)
             if not session_ids:
                 return 0
-            # A copy: the delete path shrinks the set (and a listener may add to it).
+            # A copy: the delete path shrinks the dict (and a listener may add to it).
             return self._remove_counted(list(session_ids))
 
     def delete_other_logins(self, subject: str, keep: str, now: int) -> int | None:
@@ -409,11 +410,11 @@ class InMemorySessionStorage:
             due = deadline(metadata)[0]
         metadata._due = due
         self._sessions[session_id] = metadata
-        session_ids = self._subjects.get(subject)
-        if session_ids is None:
-            self._subjects[subject] = {session_id}
+        of_subject = self._subjects.get(subject)
+        if of_subject is None:
+            self._subjects[subject] = {session_id: metadata}
         else:
-            session_ids.add(session_id)
+            of_subject[session_id] = metadata
         self._collector.add(session_id, due)
 
     def _login_of(self, subject: str, session_id: str, metadata: SessionMetadata) -> list[str]:
@@ -423,8 +424,8 @@ class InMemorySessionStorage:
         login = metadata._login
         if login is None:
             return [session_id]
-        sessions = self._sessions
-        return [i for i in self._subjects[subject] if sessions[i]._login == login]
+        of_subject = self._subjects[subject]
+        return [i for i, other in of_subject.items() if other._login == login]
 
     def _remove_counted(self, session_ids: list[str]) -> int:
         """`_remove` for an explicit deletion (reason DELETED): the filings of
@@ -454,7 +455,7 @@ class InMemorySessionStorage:
                     continue
                 subject = metadata._subject
                 of_subject = subjects[subject]
-                of_subject.discard(session_id)
+                del of_subject[session_id]
                 if not of_subject:
                     del subjects[subject]
                 removed += 1
@@ -642,13 +643,11 @@ class InMemorySessionStorage:
             extra += self._reserved_for.get(subject, 0)
             if extra > limit:
                 return None
-        session_ids = self._subjects.get(subject)
-        if session_ids is None or len(session_ids) + extra <= limit:
+        of_subject = self._subjects.get(subject)
+        if of_subject is None or len(of_subject) + extra <= limit:
             return []
-        sessions = self._sessions
         in_use = []
-        for session_id in session_ids:
-            metadata = sessions[session_id]
+        for session_id, metadata in of_subject.items():
             if counts_per_subject(metadata) and session_id != superseding:
                 in_use.append((metadata._created_at, session_id))
         excess = len(in_use) + extra - limit
@@ -718,8 +717,8 @@ class InMemorySessionStorage:
                 for subject in subjects:
                     in_use[subject] += sum(
                         1
-                        for session_id in self._subjects.get(subject, ())
-                        if counts_per_subject(sessions[session_id])
+                        for stored in self._subjects.get(subject, {}).values()
+                        if counts_per_subject(stored)
                     )
                 limit = self._max_per_subject
                 if limit is not None and any(count > limit for count in in_use.values()):
