@@ -85,8 +85,8 @@ class _PicklableStorage:
     def renew(self, *arguments: object) -> None:
         return None
 
-    def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
-        return []
+    def read_all(self, subject: str, now: int) -> dict[str, SessionMetadata]:
+        return {}
 
     def delete(self, subject: str, session_id: str, reason: object = None) -> bool:
         return False

@@ -356,15 +356,14 @@ class _ManagerCore(Generic[StorageT]):
             subject=subject,
         )
 
-    def _listed(
-        self, listed: list[tuple[str, SessionMetadata]], now: int
-    ) -> dict[str, SessionMetadata]:
-        """`read_all`'s answer from what the storage listed: the storage
-        judged each session by itself; the absolute timeout is this manager's."""
+    def _listed(self, listed: dict[str, SessionMetadata], now: int) -> dict[str, SessionMetadata]:
+        """`read_all`'s answer from what the storage listed (a new dict,
+        returned as it is): the storage judged each session by itself; the
+        absolute timeout is this manager's."""
         absolute = self._absolute
         if absolute is None:
-            return dict(listed)
-        return {handle: meta for handle, meta in listed if is_active(meta, now, absolute)}
+            return listed
+        return {handle: meta for handle, meta in listed.items() if is_active(meta, now, absolute)}
 
     # -- renew -----------------------------------------------------------------
 

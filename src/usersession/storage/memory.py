@@ -238,11 +238,11 @@ class InMemorySessionStorage:
             self._file(subject, new_session_id, new_metadata)
             return renewed_by
 
-    def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
-        """The subject's active sessions with their handles. O(sessions of
-        the subject); a handle is computed once per session, when first listed."""
+    def read_all(self, subject: str, now: int) -> dict[str, SessionMetadata]:
+        """The subject's active sessions, keyed by handle. O(sessions of the
+        subject); a handle is computed once per session, when first listed."""
         with self._lock:
-            listed = []
+            listed: dict[str, SessionMetadata] = {}
             of_subject = self._subjects.get(subject)
             if of_subject is not None:
                 for session_id, metadata in of_subject.items():
@@ -250,7 +250,7 @@ class InMemorySessionStorage:
                         handle = metadata._handle
                         if handle is None:
                             handle = metadata._handle = session_handle(session_id)
-                        listed.append((handle, metadata))
+                        listed[handle] = metadata
             if now != self._swept_at:
                 self._sweep(now)
             return listed
