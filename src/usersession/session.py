@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ._build import mypyc_attr
 from .errors import ErrorCode, InvalidOptionsError, InvalidTypeError
 
 # A raw string: the regex reads the escapes (mypyc refuses surrogate literals).
@@ -83,6 +84,11 @@ class SessionContext:
             )
 
 
+# Compiled, not tracked by the cycle collector (no reference it holds can
+# lead back to it, unless a caller's `location` object is made to): no GC
+# header, 16 B less per session, and creating or freeing one links or
+# unlinks nothing in the collector's lists.
+@mypyc_attr(acyclic=True)
 class SessionMetadata:
     """What is stored per session: the creating context and three timestamps.
 
