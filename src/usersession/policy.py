@@ -118,6 +118,8 @@ def new_metadata(
     if absolute is not None and absolute < ttl:
         ttl = absolute
     # Positional: a create builds one of these, and keywords cost a tenth more.
+    # authenticated_at None means created_at (now): compiled, passing `now`
+    # to an `int | None` parameter would make an int object of it.
     return SessionMetadata(
         context.ip,
         context.device,
@@ -129,7 +131,6 @@ def new_metadata(
         None,
         None,
         subject,
-        now,
     )
 
 
