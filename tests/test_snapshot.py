@@ -380,9 +380,17 @@ def test_a_clock_gone_to_floats_makes_save_refuse_instead_of_writing_an_unloadab
 
 def _metadata(now: int, **fields: object) -> SessionMetadata:
     metadata = SessionMetadata("10.0.0.1", None, None, now, now, now + 60)
+    lineage: list[object] = [None, now, None, None]
     for name, value in fields.items():
-        setattr(metadata, f"_{name}", value)
+        if name in _LINEAGE_FIELDS:
+            lineage[_LINEAGE_FIELDS.index(name)] = value
+            metadata._lineage = tuple(lineage)  # type: ignore[assignment]
+        else:
+            setattr(metadata, f"_{name}", value)
     return metadata
+
+
+_LINEAGE_FIELDS = ("login", "authenticated_at", "grace_ends_at", "renewed_by")
 
 
 @pytest.mark.parametrize(

