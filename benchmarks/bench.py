@@ -829,13 +829,24 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     for axis in axes.flat[len(keys) :]:
         axis.set_visible(False)
     for axis, key in zip(axes.flat, keys, strict=False):
-        chosen = [row for row in rows if row["figure"] == key]
-        for side, marker in zip(SIDES, "osd^v", strict=False):
+        for index, (side, marker) in enumerate(zip(SIDES, "osd^v", strict=False)):
+            # A side that sat a figure out (the lean baseline cannot renew) has no point.
+            chosen = [row for row in rows if row["figure"] == key and side in row["median"]]
+            if not chosen:
+                continue
             sizes = [row["n"] for row in chosen]
             median = [row["median"][side] for row in chosen]
             low = [row["median"][side] - row["min"][side] for row in chosen]
             high = [row["max"][side] - row["median"][side] for row in chosen]
-            axis.errorbar(sizes, median, yerr=[low, high], marker=marker, capsize=3, label=side)
+            axis.errorbar(
+                sizes,
+                median,
+                yerr=[low, high],
+                marker=marker,
+                color=f"C{index}",  # one colour per side, in every panel
+                capsize=3,
+                label=side,
+            )
         axis.set_xscale("log")
         axis.set_title(FIGURES[key].title)
         axis.set_xlabel("N sessions")

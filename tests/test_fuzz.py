@@ -30,6 +30,7 @@ from usersession import (
     RenewHooks,
     SessionContext,
     SessionError,
+    SessionMetadata,
     Sweeper,
     Timeouts,
     UserSessionManager,
@@ -96,9 +97,9 @@ def _timeouts(idle: object, renewal: object, renewal_grace: object) -> object:
 
 
 def _check_invariants(storage: InMemorySessionStorage, ids: list[str]) -> None:
-    grouped: dict[str, set[str]] = {}
+    grouped: dict[str, dict[str, SessionMetadata]] = {}
     for session_id, metadata in storage._sessions.items():
-        grouped.setdefault(metadata.subject, set()).add(session_id)
+        grouped.setdefault(metadata.subject, {})[session_id] = metadata
         filed = storage._collector._buckets.get(metadata._due, [])
         assert session_id in filed, "a stored session has no current filing"
     sessions = storage._sessions

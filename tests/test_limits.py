@@ -39,9 +39,9 @@ def _storage(clock: ManualClock, **limits: object) -> tuple[InMemorySessionStora
 
 
 def _subject_index_matches(storage: InMemorySessionStorage) -> bool:
-    grouped: dict[str, set[str]] = {}
+    grouped: dict[str, dict[str, SessionMetadata]] = {}
     for session_id, metadata in storage._sessions.items():
-        grouped.setdefault(metadata.subject, set()).add(session_id)
+        grouped.setdefault(metadata.subject, {})[session_id] = metadata
     return grouped == storage._subjects
 
 
@@ -115,7 +115,7 @@ def test_evict_per_subject_removes_the_subjects_oldest_session(clock: ManualCloc
     clock.advance(1)
     newest = manager.create("alice", CONTEXT)
     assert events == [("alice", oldest, DeleteReason.EVICTED)]
-    assert storage._subjects["alice"] == {middle, newest}
+    assert storage._subjects["alice"].keys() == {middle, newest}
     assert other in storage._sessions
     with pytest.raises(SessionNotFoundError):
         manager.read("alice", oldest, CONTEXT)

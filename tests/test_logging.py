@@ -76,7 +76,7 @@ def test_a_raising_listener_is_logged_by_handle_and_the_others_still_run(
     assert session_id not in caplog.text
     # The storage carried on: the session is gone, the index agrees, the next delete works.
     assert session_id not in storage._sessions
-    assert storage._subjects == {"alice": {other}}
+    assert storage._subjects == {"alice": {other: storage._sessions[other]}}
     manager.delete("alice", other)
     assert storage._subjects == {}
     assert len(storage) == 0

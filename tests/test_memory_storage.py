@@ -59,9 +59,9 @@ def _assert_books_balance(storage: InMemorySessionStorage) -> None:
     )
     assert all(i in buckets.get(m._due, ()) for i, m in sessions.items()), "one is unscheduled"
     assert storage._stale == len(storage._collector) - current
-    grouped: dict[str, set[str]] = {}
+    grouped: dict[str, dict[str, SessionMetadata]] = {}
     for session_id, metadata in sessions.items():
-        grouped.setdefault(metadata.subject, set()).add(session_id)
+        grouped.setdefault(metadata.subject, {})[session_id] = metadata
     assert grouped == storage._subjects
     assert storage.stats().sessions == len(sessions)
 

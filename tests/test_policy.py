@@ -113,11 +113,23 @@ def test_a_session_past_the_readers_absolute_timeout_is_gone_whatever_its_expiry
     assert not is_active(stored_elsewhere, NOW + 200, absolute=200)
 
 
+def test_a_renewed_logins_sessions_share_one_lineage_and_a_new_login_has_none() -> None:
+    # Memory per renewed login, not per session: the successors of a
+    # successor carry the very lineage of the first one.
+    first = session()
+    assert first._lineage is None
+    successor = renewed_metadata(first, "h1", SessionContext("10.0.0.1"), NOW + 1)
+    assert successor._lineage == ("h1", NOW, None, None)
+    third = renewed_metadata(successor, "h2", SessionContext("10.0.0.1"), NOW + 2)
+    assert third._lineage is successor._lineage
+    assert third.authenticated_at == first.created_at
+
+
 def test_sessions_of_one_login_share_its_key_and_others_do_not() -> None:
     first = session()
     successor = renewed_metadata(first, "h1", SessionContext("10.0.0.1"), NOW + 1)
     assert same_login("h2", successor, "h1", first)
-    first._login = successor._login  # what storage.renew does: the key stays the same
+    first._supersede(NOW + 5, "claim", successor)  # what storage.renew does
     assert same_login("h2", successor, "h1", first)
     assert not same_login("h3", session(), "h1", first)
     assert not same_login("h3", session(), "h2", successor)

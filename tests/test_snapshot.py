@@ -76,10 +76,10 @@ def _state(storage: InMemorySessionStorage) -> dict[str, tuple[object, ...]]:
     }
 
 
-def _grouped(storage: InMemorySessionStorage) -> dict[str, set[str]]:
-    grouped: dict[str, set[str]] = {}
+def _grouped(storage: InMemorySessionStorage) -> dict[str, dict[str, SessionMetadata]]:
+    grouped: dict[str, dict[str, SessionMetadata]] = {}
     for session_id, metadata in storage._sessions.items():
-        grouped.setdefault(metadata._subject, set()).add(session_id)
+        grouped.setdefault(metadata._subject, {})[session_id] = metadata
     return grouped
 
 
@@ -220,7 +220,7 @@ def _assert_refused(path: Path, clock: ManualClock) -> None:
         storage.load(path)
     assert raised.value.code is ErrorCode.SNAPSHOT_INVALID
     assert set(storage._sessions) == {before}
-    assert storage._subjects == {"carol": {before}}
+    assert storage._subjects == {"carol": {before: storage._sessions[before]}}
 
 
 def test_every_truncation_of_a_snapshot_is_refused(clock: ManualClock, tmp_path: Path) -> None:
@@ -380,9 +380,17 @@ def test_a_clock_gone_to_floats_makes_save_refuse_instead_of_writing_an_unloadab
 
 def _metadata(now: int, **fields: object) -> SessionMetadata:
     metadata = SessionMetadata("10.0.0.1", None, None, now, now, now + 60)
+    lineage: list[object] = [None, now, None, None]
     for name, value in fields.items():
-        setattr(metadata, f"_{name}", value)
+        if name in _LINEAGE_FIELDS:
+            lineage[_LINEAGE_FIELDS.index(name)] = value
+            metadata._lineage = tuple(lineage)  # type: ignore[assignment]
+        else:
+            setattr(metadata, f"_{name}", value)
     return metadata
+
+
+_LINEAGE_FIELDS = ("login", "authenticated_at", "grace_ends_at", "renewed_by")
 
 
 @pytest.mark.parametrize(

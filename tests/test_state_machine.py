@@ -369,9 +369,9 @@ class SessionLifecycle(RuleBasedStateMachine):
     @invariant()
     def subject_index_groups_the_stored_sessions(self) -> None:
         # T5
-        grouped: dict[str, set[str]] = {}
+        grouped: dict[str, dict[str, SessionMetadata]] = {}
         for session_id, metadata in self.storage._sessions.items():
-            grouped.setdefault(metadata.subject, set()).add(session_id)
+            grouped.setdefault(metadata.subject, {})[session_id] = metadata
         assert self.storage._subjects == grouped
         assert all(self.storage._subjects.values())
 

@@ -172,9 +172,9 @@ def test_eight_threads_leave_every_invariant_intact(limits: str, clock: ManualCl
     for tally in tallies:
         violations += tally.unexpected
     # T5: the subject index is the grouping of the stored sessions, no empty entries.
-    grouped: dict[str, set[str]] = {}
+    grouped: dict[str, dict[str, SessionMetadata]] = {}
     for session_id, metadata in storage._sessions.items():
-        grouped.setdefault(metadata.subject, set()).add(session_id)
+        grouped.setdefault(metadata.subject, {})[session_id] = metadata
     if grouped != storage._subjects:
         violations.append("subject index drifted from the sessions")
     # Counts add up: every session stored was created or renewed into being, and

@@ -199,7 +199,7 @@ class _AwaitedStorage:
             subject, session_id, grace_ends_at, renewed_by, new_session_id, new_metadata
         )
 
-    async def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
+    async def read_all(self, subject: str, now: int) -> dict[str, SessionMetadata]:
         return self._storage.read_all(subject, now)
 
     async def delete(

@@ -33,11 +33,18 @@ K = TypeVar("K")
 class BucketGarbageCollector(Generic[K]):
     """Files keys under deadline seconds and reports the ones that come due."""
 
-    __slots__ = ("_buckets", "_seconds")
+    __slots__ = ("_buckets", "_recent", "_recent_second", "_seconds")
 
     def __init__(self) -> None:
         self._buckets: dict[int, list[K]] = {}
         self._seconds = SortedList()
+        # The bucket `add` filed into last, while it is still held (every
+        # method that drops or replaces buckets forgets it). Keys come in
+        # runs with one deadline (the sessions created in one second with one
+        # TTL), and compiled code looks a second up in `_buckets` by making
+        # an int object of it.
+        self._recent: list[K] | None = None
+        self._recent_second = 0
 
     def add(self, key: K, second: int) -> None:
         """File `key` under `second`. O(1) amortized; O(log B) for a new bucket.
@@ -45,12 +52,18 @@ class BucketGarbageCollector(Generic[K]):
         A key may be filed under several seconds (the owner re-files it when
         its deadline moves); each filing is reported once when it comes due.
         """
+        bucket = self._recent
+        if bucket is not None and second == self._recent_second:
+            bucket.append(key)
+            return
         bucket = self._buckets.get(second)
         if bucket is None:
-            self._buckets[second] = [key]
+            bucket = self._buckets[second] = [key]
             self._seconds.add(second)
         else:
             bucket.append(key)
+        self._recent = bucket
+        self._recent_second = second
 
     def pop_due(self, now: int) -> Iterator[tuple[int, list[K]]]:
         """Remove and yield, earliest first, each (second, keys) with second <= now.
@@ -62,6 +75,7 @@ class BucketGarbageCollector(Generic[K]):
         buckets = self._buckets
         while seconds and seconds[0] <= now:
             second = seconds.pop(0)
+            self._recent = None
             yield second, buckets.pop(second)
 
     def next_due(self) -> int | None:
@@ -85,11 +99,13 @@ class BucketGarbageCollector(Generic[K]):
         if not bucket:
             del self._buckets[second]
             seconds.pop(0)
+            self._recent = None
         return key, second
 
     def compact(self, keep: Callable[[K, int], bool]) -> int:
         """Drop every filing for which `keep(key, second)` is false; return how
         many were dropped. O(filings held): run it rarely (amortized)."""
+        self._recent = None
         dropped = 0
         for second in list(self._seconds):
             bucket = self._buckets[second]
@@ -107,6 +123,7 @@ class BucketGarbageCollector(Generic[K]):
         they are) instead. O(filings held + B log B). The owner builds them
         from what it knows to be current, which costs nothing per forgotten
         key: cheaper than `compact` when most filings are stale."""
+        self._recent = None
         self._buckets.clear()
         self._buckets.update(buckets)
         self._seconds.clear()

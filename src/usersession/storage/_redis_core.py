@@ -346,9 +346,9 @@ class RedisStorageCore:
 
     def _after_read_all(
         self, subject: str, reply: Sequence[Value], now: int
-    ) -> list[tuple[str, SessionMetadata]]:
+    ) -> dict[str, SessionMetadata]:
         listed = decode_listed(self._serializer, subject, reply)
-        return [(handle, metadata) for handle, metadata in listed if is_active(metadata, now)]
+        return {handle: metadata for handle, metadata in listed if is_active(metadata, now)}
 
     def _after_delete(
         self, subject: str, handle: str, reply: Sequence[Value], reason: DeleteReason

@@ -38,7 +38,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from ..errors import ErrorCode, InvalidOptionsError, InvalidTypeError, SessionStorageError
-from ..session import Device, SessionMetadata
+from ..session import Device, SessionMetadata, lineage_of
 
 _log = logging.getLogger("usersession")
 
@@ -285,15 +285,20 @@ def decode(
         created_at, expires_at, authenticated_at, idle, _ = _text(static).split(" ", 4)
         metadata._created_at = int(created_at)
         metadata._expires_at = int(expires_at)
-        metadata._authenticated_at = int(authenticated_at)
         metadata._idle = None if idle == "-" else int(idle)
         metadata._accessed_at = int(_text(accessed_at))
-        if superseded is None:
-            metadata._grace_ends_at = metadata._renewed_by = None
-        else:
-            grace_ends_at, metadata._renewed_by = _text(superseded).split(" ", 1)
-            metadata._grace_ends_at = int(grace_ends_at)
-        metadata._login = None if login is None else _text(login)
+        grace_ends_at: int | None = None
+        renewed_by: str | None = None
+        if superseded is not None:
+            grace, renewed_by = _text(superseded).split(" ", 1)
+            grace_ends_at = int(grace)
+        metadata._lineage = lineage_of(
+            metadata._created_at,
+            int(authenticated_at),
+            None if login is None else _text(login),
+            grace_ends_at,
+            renewed_by,
+        )
     except SessionStorageError:
         raise
     except Exception as error:

@@ -27,7 +27,7 @@ from ..session import SessionMetadata
 def counts_per_subject(metadata: SessionMetadata) -> bool:
     """Whether a session counts toward `max_sessions_per_subject`: one
     superseded by a renewal, inside its grace, does not."""
-    return metadata._grace_ends_at is None
+    return not metadata.renewed
 
 
 class LimitPolicy(Enum):

@@ -88,9 +88,10 @@ class SessionStorage(Protocol):
         already, change nothing and return the `renewed_by` on record, so
         that exactly one caller ever wins. If it is gone, return None."""
 
-    def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
+    def read_all(self, subject: str, now: int) -> dict[str, SessionMetadata]:
         """The subject's active sessions at `now` (`policy.is_active`: not
-        expired, not idle, not superseded) as (handle, metadata) pairs."""
+        expired, not idle, not superseded), keyed by handle: a new dict the
+        caller may keep (the manager returns it as it is)."""
 
     def delete(
         self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED
@@ -142,7 +143,7 @@ class AsyncSessionStorage(Protocol):
         new_metadata: SessionMetadata,
     ) -> Awaitable[str | None]: ...
 
-    def read_all(self, subject: str, now: int) -> Awaitable[list[tuple[str, SessionMetadata]]]: ...
+    def read_all(self, subject: str, now: int) -> Awaitable[dict[str, SessionMetadata]]: ...
 
     def delete(
         self, subject: str, session_id: str, reason: DeleteReason = DeleteReason.DELETED

@@ -178,7 +178,7 @@ class RedisSessionStorage(RedisStorageCore):
             reply = self._scripts.renew(keys, args)
         return self._after_renew(subject, handle, new_handle, reply)
 
-    def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
+    def read_all(self, subject: str, now: int) -> dict[str, SessionMetadata]:
         """The subject's active sessions with their handles. Two round trips
         (the index's live members, then their sessions), O(sessions of the
         subject). A record that cannot be read back is logged and left out."""
@@ -186,7 +186,7 @@ class RedisSessionStorage(RedisStorageCore):
         with redis_errors("list", subject):
             handles = self._client.zrangebyscore(index, f"({now}", "+inf")
             if not handles:
-                return []
+                return {}
             reply = self._scripts.read_sessions(self._read_sessions_call(subject, handles))
         return self._after_read_all(subject, reply, now)
 
@@ -338,13 +338,13 @@ class AsyncRedisSessionStorage(RedisStorageCore):
             reply = await self._scripts.renew(keys, args)
         return self._after_renew(subject, handle, new_handle, reply)
 
-    async def read_all(self, subject: str, now: int) -> list[tuple[str, SessionMetadata]]:
+    async def read_all(self, subject: str, now: int) -> dict[str, SessionMetadata]:
         """See `RedisSessionStorage.read_all`."""
         index = self._layout.index_key(subject)
         with redis_errors("list", subject):
             handles = await self._client.zrangebyscore(index, f"({now}", "+inf")
             if not handles:
-                return []
+                return {}
             keys = self._read_sessions_call(subject, handles)
             reply = await self._scripts.read_sessions(keys)
         return self._after_read_all(subject, reply, now)
