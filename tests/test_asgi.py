@@ -530,6 +530,27 @@ async def test_logging_in_again_ends_the_login_the_request_carried(visitor: Visi
     assert (await visitor.get("/me")).json()["subject"] == "bob"
 
 
+async def test_a_login_refused_after_ending_the_carried_one_clears_the_cookie(
+    make_app: MakeApp, clock: ManualClock
+) -> None:
+    # bob may hold one session and holds it elsewhere: alice's request to log
+    # in as bob ends her login, then the create is refused. Her cookie now
+    # names a dead session and must not be left in the browser.
+    manager = AsyncUserSessionManager(
+        InMemorySessionStorage(clock=clock, max_sessions_per_subject=1), session_ttl=TTL
+    )
+    app = make_app(manager=manager)
+    await Visitor(app).login("bob")
+    visitor = Visitor(app)
+    await visitor.login("alice")
+    alice = visitor.token
+    response = await visitor.post("/login?user=bob", headers={"x-csrf-token": visitor.csrf or ""})
+    assert response.status_code == 500
+    assert clears_the_cookie(set_cookies(response)[0])
+    assert visitor.token is None
+    assert (await visitor.get("/me", token=alice)).status_code == 401
+
+
 async def test_the_devices_listing_marks_this_device_and_lists_every_login(
     app: Any, clock: ManualClock
 ) -> None:

@@ -264,6 +264,25 @@ def test_the_helpers_list_revoke_and_log_out(app: Flask, clock: ManualClock) -> 
     assert laptop.get("/me", token=old).status_code == 401
 
 
+def test_a_login_refused_after_ending_the_carried_one_clears_the_cookie(
+    clock: ManualClock,
+) -> None:
+    # See the ASGI test of the same name: the carried login is gone, so is its cookie.
+    manager = UserSessionManager(
+        InMemorySessionStorage(clock=clock, max_sessions_per_subject=1), session_ttl=TTL
+    )
+    app = flask_app(manager, WebSettings(secret=SECRET))
+    FlaskVisitor(app).login("bob")
+    visitor = FlaskVisitor(app)
+    visitor.login("alice")
+    alice = visitor.token
+    response = visitor.post("/login?user=bob", headers={"X-CSRF-Token": visitor.csrf or ""})
+    assert response.status_code == 500
+    assert set_cookies(response) == [CLEARED]
+    assert visitor.token is None
+    assert visitor.get("/me", token=alice).status_code == 401
+
+
 def test_logout_everywhere_ends_every_login(app: Flask) -> None:
     laptop, phone = FlaskVisitor(app), FlaskVisitor(app, PHONE)
     laptop.login()

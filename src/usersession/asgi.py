@@ -106,13 +106,16 @@ class AsyncRequestSession(RequestSession):
         created and handed to the client: as the cookie, or as the token
         header when `transport="header"` or the request came with the header.
         May raise what `create` raises (`SessionLimitError` under a REFUSE
-        limit, `SessionStorageError`).
+        limit, `SessionStorageError`); the carried login is ended all the
+        same, and the response clears its cookie.
         """
         self._check_can_respond()
         manager = self.manager
         if self._live:
             old_subject, old_id = self._require_live()
             await manager.logout(old_subject, old_id)
+            # Dead now: if the create below fails, the response clears it.
+            self._logged_out()
         context = self.context
         session_id = await manager.create(subject, context)
         metadata, _ = await manager.read(subject, session_id, context)

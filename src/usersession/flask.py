@@ -89,6 +89,7 @@ class SyncRequestSession(RequestSession):
         if self._live:
             old_subject, old_id = self._require_live()
             manager.logout(old_subject, old_id)
+            self._logged_out()  # see the ASGI login
         context = self.context
         session_id = manager.create(subject, context)
         metadata, _ = manager.read(subject, session_id, context)
