@@ -5,6 +5,7 @@ kind (see conftest.py)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 
 import pytest
@@ -435,6 +436,26 @@ def test_the_renew_hooks_tell_renewed_here_from_renewed_elsewhere(
     assert second.read("uid1", old, LAPTOP)[1] is None
     assert here == [old]
     assert elsewhere == [old]
+
+
+def test_a_deep_copy_of_a_manager_is_another_manager_to_the_renew_hooks(
+    clock: ManualClock,
+) -> None:
+    # (A shallow copy shares every part of the manager, its token among them.)
+    heard: list[tuple[str, str]] = []
+    hooks = RenewHooks(
+        on_already_renewed_here=lambda session_id: heard.append(("here", session_id)),
+        on_already_renewed_elsewhere=lambda session_id: heard.append(("elsewhere", session_id)),
+    )
+    storage = InMemorySessionStorage(clock=clock)
+    first = UserSessionManager(storage, session_ttl=3600, timeouts=RENEWING, renew_hooks=hooks)
+    old = first.create("uid1", LAPTOP)
+    clock.advance(600)
+    assert first.read("uid1", old, LAPTOP)[1] is not None
+    copied = copy.deepcopy(first, {id(storage): storage})  # over the same storage
+    assert copied.read("uid1", old, LAPTOP)[1] is None
+    assert first.read("uid1", old, LAPTOP)[1] is None
+    assert heard == [("elsewhere", old), ("here", old)]
 
 
 def test_only_one_of_two_managers_sharing_a_storage_renews(

@@ -171,6 +171,18 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_process_token_after_fork)
 
 
+class _ManagerToken:
+    """A manager's own half of its token. A copy or an unpickled manager is
+    another manager, so it draws its own (`__reduce__`) rather than tell the
+    original's renewals for its own."""
+
+    def __init__(self) -> None:
+        self.value = secrets.token_hex(4)
+
+    def __reduce__(self) -> tuple[type[_ManagerToken], tuple[()]]:
+        return (_ManagerToken, ())
+
+
 # Compiled, it can still be subclassed by interpreted classes (the async
 # manager is one), as the pure class can.
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -215,7 +227,7 @@ class _ManagerCore(Generic[StorageT]):
         # A renewal is claimed as "<token>:<random>": the token tells renewals
         # made here from those made elsewhere, the random part tells this call
         # from every other (a counter would repeat in a forked child).
-        self._own_token = secrets.token_hex(4)
+        self._own_token = _ManagerToken()
 
     def _adopt(self, storage: object) -> StorageT:
         """The storage the shell will call, or `InvalidTypeError` for one it
@@ -230,7 +242,7 @@ class _ManagerCore(Generic[StorageT]):
     @property
     def _token(self) -> str:
         """This manager in this process: the process's half and its own."""
-        return _process_token + self._own_token
+        return _process_token + self._own_token.value
 
     @property
     def timeouts(self) -> Timeouts:
