@@ -258,8 +258,9 @@ def device_from_user_agent(user_agent: str | None) -> Device:
 
     Never None: device binding holds for every session the web layer
     creates. Results are cached (4096 agents; a hit costs a dict lookup, a
-    miss about a millisecond of regex matching), and at most the first 512
-    characters of an agent are parsed.
+    miss about 80 us with ua-parser's compiled resolver, which the extras
+    install, and 3-8 ms without it), and at most the first 512 characters
+    of an agent are parsed.
     """
     if not user_agent:
         return UNKNOWN_DEVICE
