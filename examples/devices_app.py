@@ -44,18 +44,22 @@ LiveSession = Annotated[AsyncRequestSession, Depends(current_session)]
 
 
 def create_app(
-    manager: AsyncUserSessionManager | None = None, *, secret: bytes | str | None = None
+    manager: AsyncUserSessionManager | None = None,
+    *,
+    secret: bytes | str | None = None,
+    secure: bool = True,
 ) -> FastAPI:
     """The devices app over `manager` (default: in memory, 8 h sessions, idle
     after 30 min, renewed every 15 min, a login lasting 12 h at most).
     `secret` signs CSRF tokens (default: random per process, which suits
-    in-memory sessions: both end with it)."""
+    in-memory sessions: both end with it). `secure=False` is for plain HTTP
+    in development only (docs/web.md): a cookie without `Secure`."""
     if manager is None:
         timeouts = Timeouts(idle=1800, renewal=900, renewal_grace=30, absolute=12 * 3600)
         manager = AsyncUserSessionManager(
             InMemorySessionStorage(), session_ttl=8 * 3600, timeouts=timeouts
         )
-    settings = WebSettings(secret=secret or secrets.token_bytes(32))
+    settings = WebSettings(secret=secret or secrets.token_bytes(32), secure=secure)
     app = FastAPI(title="usersession devices example")
     app.add_middleware(SessionMiddleware, manager=manager, settings=settings)
 
@@ -184,6 +188,16 @@ def devices_page(session: AsyncRequestSession, entries: list[DeviceEntry]) -> st
 app = create_app()
 
 if __name__ == "__main__":
+    import argparse
+
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    parser = argparse.ArgumentParser(description="The devices app on http://127.0.0.1:8000/")
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="cookies without Secure, for browsers other than Chromium over plain HTTP",
+    )
+    options = parser.parse_args()
+    served = create_app(secure=False) if options.plain_http else app
+    uvicorn.run(served, host="127.0.0.1", port=8000)

@@ -133,3 +133,13 @@ async def test_api_me_answers_subject_and_handle_or_401(app: Any) -> None:
     me = (await visitor.get("/api/me")).json()
     _, session_id = decode_token(visitor.token or "") or ("", "")
     assert me == {"subject": "alice", "handle": UserSessionManager.hash(session_id)}
+
+
+async def test_plain_http_for_development_sets_a_cookie_without_secure(clock: ManualClock) -> None:
+    manager = AsyncUserSessionManager(InMemorySessionStorage(clock=clock), session_ttl=3600)
+    visitor = Visitor(create_app(manager, secret=SECRET, secure=False))
+    response = await log_in(visitor)
+    assert response.status_code == 303
+    [cookie] = response.headers.get_list("set-cookie")
+    assert cookie.startswith("usersession=")
+    assert "Secure" not in cookie and "HttpOnly" in cookie
