@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -195,6 +196,27 @@ def test_the_csrf_field_is_found_in_urlencoded_and_multipart_forms() -> None:
 def test_an_origin_must_be_the_requests_own_or_trusted(origin: str | None, allowed: bool) -> None:
     trusted = frozenset({"https://partner.example"})
     assert origin_allowed(origin, "https", "app.example", trusted) is allowed
+
+
+def test_the_csrf_field_is_found_only_at_a_field_boundary_and_decoded() -> None:
+    def field(body: bytes) -> str | None:
+        return form_field("application/x-www-form-urlencoded", body, "csrf_token")
+
+    assert field(b"csrf_token=a+b%21") == "a b!"
+    assert field(b"xcsrf_token=forged&csrf_token=real") == "real"
+    assert field(b"note=csrf_token%3Dforged") is None
+    assert field(b"note=x&csrf_token=&csrf_token=second") == ""
+    assert field(b"note=" + b"x" * 100_000 + b"&csrf_token=found") == "found"
+
+
+def test_a_hostile_form_body_is_searched_in_linear_time() -> None:
+    # The largest body the middleware searches (max_form_bytes, 1 MiB):
+    # decoding every field, as urllib's parse_qsl does, took 0.4-0.8 s here,
+    # on the request's thread (the event loop, under ASGI).
+    for body in (b"%" * 2**20, b"a=b&" * 2**18, b"csrf_token=" + b"%" * (2**20 - 11)):
+        started = time.perf_counter()
+        form_field("application/x-www-form-urlencoded", body, "csrf_token")
+        assert time.perf_counter() - started < 0.1, body[:20]
 
 
 def test_without_a_host_header_only_trusted_origins_pass() -> None:

@@ -255,14 +255,19 @@ class SessionMiddleware:
     def _session(self, scope: Scope) -> AsyncRequestSession:
         wanted = self._wanted
         headers: dict[str, str] = {}
+        repeated: dict[str, list[str]] = {}
         for name, value in scope.get("headers", ()):
             key = wanted.get(name)
             if key is not None:
                 text = value.decode("latin-1")
                 if key in headers:  # HTTP/2 may split the Cookie header
-                    headers[key] += ("; " if key == "cookie" else ", ") + text
+                    repeated.setdefault(key, [headers[key]]).append(text)
                 else:
                     headers[key] = text
+        # Joined once: adding each repeat to the value so far would copy it
+        # every time, O(n^2) in what a client sends before any session check.
+        for key, values in repeated.items():
+            headers[key] = ("; " if key == "cookie" else ", ").join(values)
         client = scope.get("client")
         session = AsyncRequestSession(
             self.settings, headers, client[0] if client else "unknown", self.manager
