@@ -29,6 +29,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import sys
 import threading
 import traceback
 from collections import Counter
@@ -53,6 +54,11 @@ _SWEEP_BATCH: Final = 64
 
 _MIN_STALE_TO_COMPACT: Final = 4096
 """Stale bucket entries tolerated before compaction is considered at all."""
+
+_SPARSE_BYTES_PER_SESSION: Final = 256
+"""A subject's dict this large per session it holds is mostly deleted
+slots (a dict that just grew holds at most ~110 bytes per entry): it is
+copied to its size. CPython never shrinks a dict on deletes."""
 
 
 def _log_listener_failure(
@@ -498,8 +504,16 @@ class InMemorySessionStorage:
                 subject = metadata._subject
                 of_subject = subjects[subject]
                 del of_subject[session_id]
-                if not of_subject:
+                left = len(of_subject)
+                if not left:
                     del subjects[subject]
+                elif (
+                    # Checked at powers of two only: a copy costs O(1) amortised.
+                    left >= 8
+                    and not left & (left - 1)
+                    and sys.getsizeof(of_subject) > _SPARSE_BYTES_PER_SESSION * left
+                ):
+                    subjects[subject] = dict(of_subject)
                 removed += 1
                 if listeners:
                     # Counted before it is told, so stats() in a listener adds up.
