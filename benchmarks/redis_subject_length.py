@@ -10,7 +10,9 @@ token any client can forge. For each length this creates one session, then
 times reads of it and reads of a missing session on the server's side
 (`INFO commandstats`: microseconds per `EVALSHA`, the script and the
 commands it ran), with a `GET` of a key as long as the session's beside it.
-Prints the median of the rounds.
+Then, per length, `read_all` of a subject holding `--listed` sessions (all
+its commands' server time: it names every session key, so it costs
+sessions x key length). Prints the median of the rounds.
 """
 
 from __future__ import annotations
@@ -76,11 +78,32 @@ def measure_length(
     client.delete(key + ":get")
 
 
-def measure(client: redis.Redis, calls: int, rounds: int) -> None:
+def measure_listing(
+    client: redis.Redis, manager: UserSessionManager, length: int, listed: int, rounds: int
+) -> None:
+    subject = "é" * length
+    for _ in range(listed):
+        manager.create(subject, CONTEXT)
+    samples = []
+    for _ in range(rounds):
+        client.config_resetstat()
+        for _ in range(3):
+            assert len(manager.read_all(subject)) == listed
+        spent = sum(stats["usec"] for stats in client.info("commandstats").values())
+        samples.append(spent / 3 / 1000)
+    print(f"{length:>9,} {statistics.median(samples):>14.1f}")
+    manager.delete_all(subject)
+
+
+def measure(client: redis.Redis, calls: int, rounds: int, listed: int) -> None:
     manager = UserSessionManager(RedisSessionStorage(client), session_ttl=3600)
     print(f"{'subject':>9} {'key bytes':>10} {'read us':>8} {'miss us':>8} {'GET us':>7}")
     for length in LENGTHS:
         measure_length(client, manager, length, calls, rounds)
+    print(f"\nread_all of {listed:,} sessions, server time of all its commands:")
+    print(f"{'subject':>9} {'ms per call':>14}")
+    for length in LENGTHS:
+        measure_listing(client, manager, length, listed, rounds)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,9 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", help="use this Redis server instead of starting one")
     parser.add_argument("--calls", type=int, default=200, help="calls per figure per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--listed", type=int, default=1000, help="sessions read_all lists")
     options = parser.parse_args(argv)
     if options.url:
-        measure(redis.Redis.from_url(options.url), options.calls, options.rounds)
+        measure(redis.Redis.from_url(options.url), options.calls, options.rounds, options.listed)
         return
     binary = shutil.which("redis-server")
     if binary is None:
@@ -98,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     server = RedisServer(binary)
     server.start()
     try:
-        measure(server.client(), options.calls, options.rounds)
+        measure(server.client(), options.calls, options.rounds, options.listed)
     finally:
         server.stop()
 
