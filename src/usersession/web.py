@@ -200,7 +200,7 @@ def form_field(content_type: str | None, body: bytes, name: str) -> str | None:
     return None
 
 
-_MAX_FIELD_VALUE = 1024
+_MAX_FIELD_VALUE: Final = 1024
 """Longer values are not decoded: no CSRF token is that long."""
 
 _AMPERSAND: Final = ord("&")

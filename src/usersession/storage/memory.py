@@ -41,7 +41,7 @@ from ..errors import ErrorCode, InvalidTypeError, SessionLimitError, SessionStor
 from ..garbage_collector import BucketGarbageCollector
 from ..ids import session_handle
 from ..policy import deadline, is_active
-from ..session import GRACE_ENDS_AT, RENEWED_BY, SessionMetadata
+from ..session import GRACE_ENDS_AT, SessionMetadata
 from .limits import LimitPolicy, check_limit, check_policy, counts_per_subject
 from .protocol import DeleteReason, Listener
 from .snapshot import read_snapshot, save_snapshot
@@ -214,8 +214,8 @@ class InMemorySessionStorage:
             old = self._sessions.get(session_id)
             if old is None or old._subject != subject:
                 return None
-            if old._lineage is not None and old._lineage[GRACE_ENDS_AT] is not None:
-                return old._lineage[RENEWED_BY]
+            if old.renewed:
+                return old._renewed_by
             if new_session_id in self._sessions:
                 raise SessionStorageError(
                     ErrorCode.STORAGE_FAILURE,
